@@ -1,0 +1,104 @@
+"""The run configuration: one frozen pydantic model, loaded from TOML, validated
+once when the run starts. Every key has a default, so no file is needed; unknown
+keys are rejected. Household columns (drift_threshold, tax_budget, ...) override
+the matching keys for their household."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hearth.errors import InputError
+from hearth.model.checker import CheckRules
+from hearth.model.lp import ModelSettings
+from hearth.model.review import ReviewThresholds
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    drift_threshold: float = Field(0.03, ge=0, lt=1)
+    """Tolerance band per asset class, as a fraction of household value."""
+    drift_weight_in: float = Field(0.002, ge=0)
+    """Objective dollars per dollar of deviation inside the band (small: drift there is cheap)."""
+    drift_weight_out: float = Field(0.25, ge=0)
+    """Objective dollars per dollar of deviation outside the band (large)."""
+    tax_weight: float = Field(1.0, ge=0)
+    """Multiplier on the priced tax of realized gains and losses."""
+    location_weight: float = Field(1.0, ge=0)
+    """Multiplier on the asset-location term (present value of tax drag)."""
+    cost_weight: float = Field(1.0, ge=0)
+    """Multiplier on trading costs in the objective."""
+    preference_per_dollar: float = Field(0.0002, ge=0)
+    """Cost per dollar held in a rank > 1 (or unlisted) security, so primaries are bought."""
+    horizon_years: float = Field(10.0, gt=0)
+    """H: the horizon over which deferred tax and location drag are priced."""
+    discount_rate: float = Field(0.05, ge=0)
+    """d: the discount rate of that pricing."""
+    wash_sale_days: int = Field(30, ge=0)
+    """Wash-sale window before and after the run date."""
+    wash_sale_method: Literal["resolve", "mip"] = "resolve"
+    """W3 enforcement: detect-forbid-resolve from the previous basis, or binaries up front."""
+    default_cost_bps: float = Field(5.0, ge=0)
+    """One-way trading cost where securities.cost_bps is absent."""
+    min_trade_value: float = Field(25.0, ge=0)
+    """Smallest order line (account x security) in dollars, unless it closes the position."""
+    whole_shares: bool = False
+    """Integer buy quantities; sells of whole shares or whole lots."""
+    objective: Literal["weighted", "lexicographic"] = "weighted"
+    """lexicographic: minimize out-of-band drift first, then everything else."""
+    lexicographic_tolerance: float = Field(1e-4, ge=0)
+    """Stage two may add this fraction of household value of out-of-band drift."""
+    harvest_min_benefit: float = Field(25.0, ge=0)
+    """Dollars of priced tax benefit that make a loss lot worth a solve on its own."""
+    always_solve: bool = False
+    """Solve every household, even when the no-trade rule says nothing is worth doing."""
+    time_limit: float = Field(10.0, gt=0)
+    """Seconds per household solve before it is abandoned as an error."""
+    presolve: bool = False
+    """HiGHS presolve; off by default: household LPs are small and solve faster without it."""
+    warm_start: bool = True
+    """Reuse the previous night's basis when a household's structure is unchanged."""
+    shard_size: int = Field(250, ge=1)
+    """Households per shard (the unit of work and of memory)."""
+    failure_rate_limit: float = Field(0.05, ge=0, le=1)
+    """Share of households in error/infeasible above which the run exits with code 3."""
+    review_turnover: float = Field(0.20, ge=0)
+    """needs_review when turnover exceeds this fraction of household value."""
+    review_tax_due: float = Field(5_000.0, ge=0)
+    """needs_review when the run's extra tax exceeds this many dollars."""
+    review_order_share: float = Field(0.10, ge=0)
+    """needs_review when one order line exceeds this fraction of household value."""
+
+    def model_settings(self) -> ModelSettings:
+        fields = set(ModelSettings.__dataclass_fields__)
+        return ModelSettings(**{k: v for k, v in self.model_dump().items() if k in fields})
+
+    def check_rules(self) -> CheckRules:
+        return CheckRules(wash_sale_days=self.wash_sale_days,
+                          min_trade_value=self.min_trade_value, whole_shares=self.whole_shares)
+
+    def review_thresholds(self) -> ReviewThresholds:
+        return ReviewThresholds(turnover=self.review_turnover, tax_due=self.review_tax_due,
+                                order_share=self.review_order_share)
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()
+
+
+def load_config(path: str | None) -> RunConfig:
+    if path is None:
+        return RunConfig()
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise InputError(f"config {path}: cannot be read ({e})") from e
+    try:
+        return RunConfig(**data)
+    except Exception as e:  # pydantic's message names every bad key
+        raise InputError(f"config {path}: {e}") from e

@@ -1,0 +1,282 @@
+"""One shard end to end: read -> assemble -> build and solve -> check -> report.
+
+``run_shard`` is what every executor calls; it is a plain function of its
+arguments (paths, ids, configuration), returns Arrow tables and never raises for
+a single household: a crash in one household becomes that household's ``error``
+row and an ``exceptions`` row.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from hearth.batch.config import RunConfig
+from hearth.io.contract import EXCEPTIONS_SCHEMA, HOUSEHOLD_RESULTS_SCHEMA, TRADES_SCHEMA
+from hearth.io.households import households, reference
+from hearth.io.shards import read_shard
+from hearth.io.warm import read_warm
+from hearth.io.write import WARM_SCHEMA
+from hearth.model.build import Derived, derive
+from hearth.model.checker import check_proposal
+from hearth.model.estimates import estimate
+from hearth.model.highs import Solver
+from hearth.model.household import TAXABLE, Household
+from hearth.model.review import review_reasons
+from hearth.model.solve import Outcome, Proposal, WarmStart, drift_by_class, realized_by_term, solve_household
+from hearth.model.tax import tax_due
+
+STAGES = ("read", "assemble", "build", "solve", "check", "report")
+
+
+@dataclass
+class ShardOutput:
+    shard: int
+    tables: dict[str, pa.Table]
+    seconds: dict[str, float]
+    statuses: dict[str, int]
+    n_households: int
+    model_cols: list[int] = field(default_factory=list)
+
+
+class _Columns:
+    """Row-wise appends into column lists, for one Arrow table."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
+        self.cols: dict[str, list] = {n: [] for n in schema.names}
+
+    def add(self, **row: object) -> None:
+        for name, values in self.cols.items():
+            values.append(row.get(name))
+
+    def table(self) -> pa.Table:
+        return pa.table({n: pa.array(v, type=self.schema.field(n).type)
+                         for n, v in self.cols.items()}, schema=self.schema)
+
+
+def _class_holdings(hh: Household, remaining: np.ndarray, buy_security: np.ndarray,
+                    buy_quantity: np.ndarray) -> np.ndarray:
+    dollars = remaining * hh.price[hh.lot_security]
+    out = np.bincount(hh.asset_class[hh.lot_security], weights=dollars, minlength=len(hh.classes))
+    out += np.bincount(hh.asset_class[buy_security], weights=buy_quantity * hh.price[buy_security],
+                       minlength=len(hh.classes))
+    return out
+
+
+def _reasons(hh: Household, d: Derived, p: Proposal, class_change: np.ndarray,
+             class_traded: np.ndarray) -> tuple[list[str], list[str]]:
+    """Main driver of each sell (per lot) and each buy line."""
+    relocation = class_traded > 0
+    relocation &= np.abs(class_change) <= 0.05 * np.maximum(class_traded, 1e-9)
+    needs_cash = (hh.withdrawal > 0) | (hh.cash < hh.min_cash)
+    new_cash = (hh.contribution > 0) | (hh.cash > hh.max_cash)
+    harvested = set()
+    sells = []
+    for l in np.flatnonzero(p.sell > 0):
+        a, s = hh.lot_account[l], hh.lot_security[l]
+        if d.no_hold[a, s]:
+            sells.append("restriction")
+        elif d.lot_taxable[l] and d.gain_per_share[l] < 0 and hh.tlh_enabled:
+            sells.append("tax_loss_harvest")
+            harvested.add(int(hh.asset_class[s]))
+        elif needs_cash[a]:
+            sells.append("cash_raise")
+        elif relocation[hh.asset_class[s]]:
+            sells.append("asset_location")
+        else:
+            sells.append("rebalance")
+    buys = []
+    for a, s in zip(p.buy_account, p.buy_security):
+        k = int(hh.asset_class[s])
+        if new_cash[a]:
+            buys.append("cash_invest")
+        elif k in harvested and hh.rank[s] > 1:
+            buys.append("tax_loss_harvest")
+        elif relocation[k]:
+            buys.append("asset_location")
+        else:
+            buys.append("rebalance")
+    return sells, buys
+
+
+def _derive_or_none(hh: Household, settings) -> Derived | None:
+    try:
+        return derive(hh, settings)
+    except Exception:  # noqa: BLE001 - the caller reports the original error
+        return None
+
+
+def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: RunConfig,
+              warm_root: str | None = None) -> ShardOutput:
+    seconds = dict.fromkeys(STAGES, 0.0)
+    t0 = time.perf_counter()
+    con = duckdb.connect()
+    data = read_shard(prep_root, shard, con)
+    ids = data.tables["households"].column("household_id").to_pylist()
+    warm = read_warm(con, warm_root, ids) if (warm_root and config.warm_start and ids) else {}
+    con.close()
+    seconds["read"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    ref = reference(data.tables, config.default_cost_bps)
+    day = np.datetime64(run_date, "D")
+    inputs = list(households(data, day, ref))
+    seconds["assemble"] = time.perf_counter() - t0
+
+    settings = config.model_settings()
+    rules = config.check_rules()
+    thresholds = config.review_thresholds()
+    solver = Solver(time_limit=config.time_limit, presolve=config.presolve)
+    trades = _Columns(TRADES_SCHEMA)
+    results = _Columns(HOUSEHOLD_RESULTS_SCHEMA)
+    exceptions = _Columns(EXCEPTIONS_SCHEMA)
+    warm_out = _Columns(WARM_SCHEMA)
+    statuses: dict[str, int] = {}
+    model_cols: list[int] = []
+
+    for item in inputs:
+        hid = item.household_id
+        hh = item.household
+        if hh is None:
+            results.add(run_id=run_id, household_id=hid, status="error", message=item.error,
+                        review_reasons=["status_error"], needs_review=True, n_trades=0,
+                        solve_ms=0.0, iterations=0, warm_started=False)
+            statuses["error"] = statuses.get("error", 0) + 1
+            continue
+        t_h = time.perf_counter()
+        crashed = False
+        try:
+            outcome = solve_household(hh, settings, solver, warm.get(hid))
+        except Exception as e:  # one household's crash never stops the shard
+            crashed = True
+            outcome = Outcome("error", f"internal error while solving: {type(e).__name__}: {e}",
+                              Proposal.empty(hh), derived=_derive_or_none(hh, settings))
+            exceptions.add(run_id=run_id, table="households", household_id=hid,
+                           record_id=hid, code="solver_error",
+                           message=f"{type(e).__name__}: {e}; "
+                                   f"{traceback.format_exc(limit=2).splitlines()[-1]}")
+            solver = Solver(time_limit=config.time_limit, presolve=config.presolve)
+        spent = time.perf_counter() - t_h
+        seconds["solve"] += outcome.solve_seconds
+        seconds["build"] += spent - outcome.solve_seconds
+        if outcome.n_col:
+            model_cols.append(outcome.n_col)
+        if outcome.warm is not None:
+            warm_out.add(household_id=hid, structure=outcome.warm.structure,
+                         col_status=outcome.warm.col_status.tobytes(),
+                         row_status=outcome.warm.row_status.tobytes())
+
+        t_c = time.perf_counter()
+        p = outcome.proposal
+        status, message = outcome.status, outcome.message
+        if status == "traded":
+            violations = check_proposal(hh, p.sell, p.buy_account, p.buy_security,
+                                        p.buy_quantity, p.final_cash, rules)
+            if violations:
+                status = "rejected"
+                message = "proposal failed the compliance check: " + "; ".join(
+                    str(v) for v in violations[:5]) + (
+                    f" (+{len(violations) - 5} more)" if len(violations) > 5 else "")
+                p = Proposal.empty(hh)
+        seconds["check"] += time.perf_counter() - t_c
+
+        t_r = time.perf_counter()
+        if outcome.derived is None:  # not even the inputs could be derived: a bare row
+            results.add(run_id=run_id, household_id=hid, status="error", message=message,
+                        review_reasons=["status_error"], needs_review=True, n_trades=0,
+                        solve_ms=0.0, iterations=0, warm_started=False)
+            statuses["error"] = statuses.get("error", 0) + 1
+            continue
+        _report(hh, outcome, status, message, p, run_id, config, thresholds, trades, results)
+        if status in ("infeasible", "rejected") or (status == "error" and not crashed):
+            exceptions.add(run_id=run_id, table="households", household_id=hid, record_id=hid,
+                           code="solver_error" if status == "error" else status,
+                           message=message or status)
+        statuses[status] = statuses.get(status, 0) + 1
+        seconds["report"] += time.perf_counter() - t_r
+
+    return ShardOutput(
+        shard=shard,
+        tables={"trades": trades.table(), "household_results": results.table(),
+                "exceptions": exceptions.table(), "warm": warm_out.table()},
+        seconds=seconds, statuses=statuses, n_households=len(inputs), model_cols=model_cols,
+    )
+
+
+def _report(hh: Household, outcome: Outcome, status: str, message: str | None, p: Proposal,
+            run_id: str, config: RunConfig, thresholds, trades: _Columns,
+            results: _Columns) -> None:
+    d = outcome.derived
+    assert d is not None
+    hid = hh.household_id
+    value = d.value
+    base = max(d.target_value, 1e-9)
+    before = drift_by_class(hh, d, d.current_by_class,
+                            float((hh.cash + hh.contribution - hh.withdrawal).sum()))
+    after_hold = _class_holdings(hh, hh.quantity - p.sell, p.buy_security, p.buy_quantity)
+    after = drift_by_class(hh, d, after_hold, float(p.final_cash.sum()))
+    sell_value = p.sell * d.lot_price
+    buy_value = p.buy_quantity * hh.price[p.buy_security]
+    turnover = float((sell_value.sum() + buy_value.sum()) / 2 / value) if value > 0 else 0.0
+    st, lt = realized_by_term(hh, d, p.sell)
+    due = tax_due(ytd_st=hh.ytd_st_gain, ytd_lt=hh.ytd_lt_gain, run_st=st, run_lt=lt,
+                  carryforward_st=hh.loss_carryforward_st,
+                  carryforward_lt=hh.loss_carryforward_lt, st_rate=hh.st_rate,
+                  lt_rate=hh.lt_rate, ordinary_rate=hh.ordinary_rate,
+                  filing_status=hh.filing_status)
+    est = estimate(hh, d, config.model_settings(), p.sell, p.buy_account, p.buy_security,
+                   p.buy_quantity)
+    # order lines: sells summed per account x security, buys per line
+    lines = np.zeros((hh.n_accounts, hh.n_securities))
+    np.add.at(lines, (hh.lot_account, hh.lot_security), sell_value)
+    largest = float(max(lines.max(initial=0.0), buy_value.max(initial=0.0)))
+    restricted = bool((d.no_hold[hh.lot_account, hh.lot_security] & (p.sell > 0)).any()
+                      or (d.no_sell[hh.lot_account, hh.lot_security] & (p.sell > 0)).any())
+    why = review_reasons(status=status, turnover=turnover, tax_due=due, largest_order=largest,
+                         value=value, restricted_traded=restricted, t=thresholds)
+
+    sold = np.flatnonzero(p.sell > 0)
+    class_change = after_hold - d.current_by_class
+    traded_by_class = (np.bincount(hh.asset_class[hh.lot_security], weights=sell_value,
+                                   minlength=len(hh.classes))
+                       + np.bincount(hh.asset_class[p.buy_security], weights=buy_value,
+                                     minlength=len(hh.classes)))
+    sell_reasons, buy_reasons = _reasons(hh, d, p, class_change, traded_by_class)
+    basis = np.where(hh.quantity > 0, hh.cost_basis * p.sell / hh.quantity, 0.0)
+    for l, reason in zip(sold, sell_reasons):
+        a, s = hh.lot_account[l], hh.lot_security[l]
+        taxable = hh.account_type[a] == TAXABLE
+        trades.add(run_id=run_id, household_id=hid, account_id=hh.account_ids[a],
+                   security_id=hh.security_ids[s], side="sell", lot_id=hh.lot_ids[l],
+                   quantity=float(p.sell[l]), price=float(hh.price[s]),
+                   notional=float(sell_value[l]),
+                   realized_gain=float(sell_value[l] - basis[l]) if taxable else None,
+                   term=("long" if d.is_long[l] else "short") if taxable else None,
+                   reason=reason)
+    for j, reason in enumerate(buy_reasons):
+        a, s = p.buy_account[j], p.buy_security[j]
+        trades.add(run_id=run_id, household_id=hid, account_id=hh.account_ids[a],
+                   security_id=hh.security_ids[s], side="buy", lot_id=None,
+                   quantity=float(p.buy_quantity[j]), price=float(hh.price[s]),
+                   notional=float(buy_value[j]), realized_gain=None, term=None, reason=reason)
+    results.add(
+        run_id=run_id, household_id=hid, status=status, message=message, value=value,
+        drift_before=float(np.abs(before).sum() / base),
+        drift_after=float(np.abs(after).sum() / base),
+        max_drift_before=float(np.abs(before).max(initial=0.0) / base),
+        max_drift_after=float(np.abs(after).max(initial=0.0) / base),
+        n_trades=p.n_trades, turnover=turnover, realized_st_gain=st, realized_lt_gain=lt,
+        tax_due_estimate=due, tlh_losses=est.tlh_losses,
+        tax_savings_estimate=est.tax_savings_estimate,
+        location_drag_before=est.location_drag_before,
+        location_drag_after=est.location_drag_after,
+        needs_review=bool(why), review_reasons=why,
+        solve_ms=outcome.solve_seconds * 1000.0, iterations=outcome.iterations,
+        warm_started=outcome.warm_started,
+    )

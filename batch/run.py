@@ -1,0 +1,221 @@
+"""The nightly job: read and validate the book, shard it, hand the shards to an
+executor, write each finished shard to staging, and commit.
+
+The executor is passed in (``hearth.cluster`` provides them), so this module
+depends only on io and model; results are identical whichever executor runs the
+shards and whatever the shard size, because every shard's rows are a pure
+function of its households and the configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+import hearth
+from hearth.batch.config import RunConfig
+from hearth.batch.pipeline import STAGES, ShardOutput
+from hearth.io.read import fingerprints, open_book
+from hearth.io.shards import ShardPlan, prepare
+from hearth.io.validate import exceptions_table, validate
+from hearth.io.write import RunWriter, previous_warm_state
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    prep_root: str
+    shard: int
+    run_id: str
+    run_date: str
+    warm_root: str | None
+    n_households: int
+
+
+class Executor(Protocol):
+    name: str
+
+    def run(self, tasks: list[ShardTask], config: RunConfig,
+            on_result: Callable[[ShardOutput], None]) -> None:
+        """Run every task, calling ``on_result`` in the driver as each one finishes."""
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    run_date: str
+    output: str
+    manifest: str
+    households: int
+    statuses: dict[str, int]
+    trades: int
+    exceptions: int
+    seconds: float
+    stage_seconds: dict[str, float]
+    median_model_cols: float
+    exit_code: int
+    resumed_shards: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def text(self) -> str:
+        rate = self.households / self.seconds if self.seconds > 0 else 0.0
+        lines = [
+            f"hearth run {self.run_id} for {self.run_date}: {self.households} households in "
+            f"{self.seconds:.1f}s ({rate:,.0f} households/s)",
+            "  status: " + ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items())),
+            f"  trades: {self.trades}   exceptions: {self.exceptions}   "
+            f"median model size: {self.median_model_cols:.0f} columns",
+            "  stages (s): " + ", ".join(f"{k} {v:.2f}" for k, v in self.stage_seconds.items()),
+            f"  outputs: {self.output}/{{trades,household_results,exceptions}}/"
+            f"run_date={self.run_date}/",
+            f"  manifest: {self.manifest}",
+        ]
+        if self.resumed_shards:
+            lines.append(f"  resumed: {self.resumed_shards} shard(s) reused from staging")
+        return "\n".join(lines)
+
+
+class Progress:
+    """Households done, rate and time left: a live line on a terminal, structured
+    log lines (JSON, at most every few seconds) otherwise."""
+
+    def __init__(self, total: int, stream=sys.stderr, every: float = 5.0) -> None:
+        self.total, self.done, self.stream, self.every = total, 0, stream, every
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = time.perf_counter()
+        elapsed = now - self.t0
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        left = (self.total - self.done) / rate if rate > 0 else float("nan")
+        if self.tty:
+            self.stream.write(f"\r{self.done:,}/{self.total:,} households  {rate:,.0f}/s  "
+                              f"{left:,.0f}s left   ")
+            if self.done >= self.total:
+                self.stream.write("\n")
+            self.stream.flush()
+        elif now - self.last >= self.every or self.done >= self.total:
+            self.last = now
+            self.stream.write(json.dumps({"event": "progress", "done": self.done,
+                                          "total": self.total, "per_s": round(rate, 1),
+                                          "eta_s": round(left, 1) if left == left else None})
+                              + "\n")
+            self.stream.flush()
+
+
+def make_run_id(run_date: str, prints: dict[str, Any], config: RunConfig) -> str:
+    h = hashlib.sha256()
+    h.update(run_date.encode())
+    h.update(json.dumps(prints, sort_keys=True).encode())
+    h.update(config.fingerprint().encode())
+    return h.hexdigest()[:16]
+
+
+def run_book(input_root: str, output: str, run_date: str, config: RunConfig,
+             executor: Executor, *, progress: bool = True,
+             shard_filter: Callable[[Iterable[ShardTask]], list[ShardTask]] | None = None
+             ) -> RunSummary:
+    """Run the nightly job; raises InputError for unreadable input."""
+    t_start = time.perf_counter()
+    np.datetime64(run_date, "D")  # raises on a malformed date before any work
+    con = open_book(input_root)
+    prints = fingerprints(con)
+    run_id = make_run_id(run_date, prints, config)
+    writer = RunWriter(output, run_date, run_id)
+    prep_info = writer.prep_done()
+    t_prep = time.perf_counter()
+    if prep_info is None:
+        validate(con, run_date)
+        exc = exceptions_table(con, run_id)
+        plan = prepare(con, writer.prep_root, config.shard_size)
+        writer.write_shard(-1, {"exceptions": exc}, {"validation_exceptions": exc.num_rows})
+        prep_info = {"shards": list(plan.shards),
+                     "households_per_shard": list(plan.households_per_shard),
+                     "validation_exceptions": exc.num_rows}
+        writer.mark_prep_done(prep_info)
+    con.close()
+    prep_seconds = time.perf_counter() - t_prep
+    plan = ShardPlan(writer.prep_root, tuple(prep_info["shards"]),
+                     tuple(prep_info["households_per_shard"]))
+    warm_root = previous_warm_state(output, run_date) if config.warm_start else None
+
+    tasks, done_meta = [], []
+    for shard, n in zip(plan.shards, plan.households_per_shard):
+        meta = writer.finished(shard)
+        if meta is not None:
+            done_meta.append(meta)
+        else:
+            tasks.append(ShardTask(plan.root, shard, run_id, run_date, warm_root, n))
+    if shard_filter is not None:
+        tasks = shard_filter(tasks)
+    resumed = len(done_meta)
+
+    bar = Progress(plan.n_households) if progress else None
+    if bar:
+        bar.advance(sum(m["households"] for m in done_meta))
+    metas = list(done_meta)
+
+    def on_result(out: ShardOutput) -> None:
+        t0 = time.perf_counter()
+        meta = {"shard": out.shard, "households": out.n_households, "statuses": out.statuses,
+                "seconds": out.seconds, "trades": out.tables["trades"].num_rows,
+                "exceptions": out.tables["exceptions"].num_rows,
+                "model_cols": out.model_cols}
+        writer.write_shard(out.shard, out.tables, meta)
+        meta["seconds"] = dict(out.seconds, write=time.perf_counter() - t0)
+        metas.append(meta)
+        if bar:
+            bar.advance(out.n_households)
+
+    executor.run(tasks, config, on_result)
+    missing = [s for s in plan.shards if writer.finished(s) is None]
+    if missing:
+        from hearth.errors import ExecutionError
+
+        raise ExecutionError(f"{len(missing)} shard(s) did not finish (first: {missing[0]}); "
+                             "re-run the same command to resume")
+
+    statuses: dict[str, int] = {}
+    stage = dict.fromkeys(("prepare", *STAGES, "write"), 0.0)
+    stage["prepare"] = prep_seconds
+    cols: list[int] = []
+    n_trades = n_exc = 0
+    for m in metas:
+        for k, v in m["statuses"].items():
+            statuses[k] = statuses.get(k, 0) + v
+        for k, v in m["seconds"].items():
+            stage[k] = stage.get(k, 0.0) + v
+        cols.extend(m.get("model_cols", []))
+        n_trades += m["trades"]
+        n_exc += m["exceptions"]
+    n_exc += prep_info["validation_exceptions"]
+    households = sum(statuses.values())
+    failed = statuses.get("error", 0) + statuses.get("infeasible", 0)
+    exit_code = 3 if households and failed / households > config.failure_rate_limit else 0
+    elapsed = time.perf_counter() - t_start
+    manifest = {
+        "run_id": run_id, "run_date": run_date, "contract_version": hearth.CONTRACT_VERSION,
+        "hearth_version": hearth.__version__, "config": config.model_dump(),
+        "inputs": prints, "households": households, "statuses": statuses,
+        "trades": n_trades, "exceptions": n_exc,
+        "stage_seconds": {k: round(v, 4) for k, v in stage.items()},
+        "shards": len(plan.shards), "shard_size": config.shard_size,
+        "executor": executor.name, "warm_state_from": warm_root,
+        "failure_rate": failed / households if households else 0.0,
+        "status": "committed",
+    }
+    path = writer.commit(manifest)
+    return RunSummary(run_id=run_id, run_date=run_date, output=output, manifest=path,
+                      households=households, statuses=statuses, trades=n_trades,
+                      exceptions=n_exc, seconds=elapsed, stage_seconds=stage,
+                      median_model_cols=float(np.median(cols)) if cols else 0.0,
+                      exit_code=exit_code, resumed_shards=resumed)

@@ -1,0 +1,30 @@
+"""hearth's errors: one base, data problems apart from optimization problems.
+
+They pickle cleanly (they cross process and Ray boundaries) and say whether a
+retry can help.
+"""
+
+from __future__ import annotations
+
+
+class HearthError(Exception):
+    retryable = False
+
+    def __reduce__(self):
+        return (type(self), self.args)
+
+
+class InputError(HearthError):
+    """Input that cannot be read at all (a missing table or column): the run stops
+    with exit code 2. Problems with single records never raise; they become
+    ``exceptions`` rows and cost only their household."""
+
+
+class OptimizationError(HearthError):
+    """The solver failed on a household; that household gets status ``error``."""
+
+
+class ExecutionError(HearthError):
+    """A shard could not be executed (a worker died, the cluster went away)."""
+
+    retryable = True

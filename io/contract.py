@@ -1,0 +1,124 @@
+"""The data contract (``shared/spec/data-contract.md``) as data: every input table's
+columns, types and defaults, and the output tables' Arrow schemas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str  # DuckDB type the column is cast to
+    default: str | None = None  # SQL default when optional (absent) or null; None = required
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    required: bool
+    columns: tuple[Column, ...]
+    key: str | None = None  # the id column that must be unique
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.default is None]
+
+
+def C(name: str, sql_type: str, default: str | None = None) -> Column:
+    return Column(name, sql_type, default)
+
+
+NULL = "NULL"
+
+INPUT_TABLES: dict[str, Table] = {t.name: t for t in (
+    Table("households", True, (
+        C("household_id", "VARCHAR"), C("model_id", "VARCHAR"),
+        C("st_rate", "DOUBLE"), C("lt_rate", "DOUBLE"),
+        C("ordinary_rate", "DOUBLE", NULL), C("qualified_div_rate", "DOUBLE", NULL),
+        C("retirement_rate", "DOUBLE", NULL),
+        C("ytd_st_gain", "DOUBLE", "0"), C("ytd_lt_gain", "DOUBLE", "0"),
+        C("loss_carryforward_st", "DOUBLE", "0"), C("loss_carryforward_lt", "DOUBLE", "0"),
+        C("tax_budget", "DOUBLE", NULL), C("turnover_limit", "DOUBLE", NULL),
+        C("drift_threshold", "DOUBLE", NULL), C("tlh_enabled", "BOOLEAN", "TRUE"),
+        C("filing_status", "VARCHAR", "'single'"),
+    ), key="household_id"),
+    Table("accounts", True, (
+        C("account_id", "VARCHAR"), C("household_id", "VARCHAR"), C("account_type", "VARCHAR"),
+        C("cash", "DOUBLE"), C("min_cash", "DOUBLE", "0"), C("max_cash", "DOUBLE", NULL),
+        C("contribution", "DOUBLE", "0"), C("withdrawal", "DOUBLE", "0"),
+        C("tradable", "BOOLEAN", "TRUE"), C("menu_id", "VARCHAR", NULL),
+    ), key="account_id"),
+    Table("lots", True, (
+        C("lot_id", "VARCHAR"), C("account_id", "VARCHAR"), C("security_id", "VARCHAR"),
+        C("quantity", "DOUBLE"), C("cost_basis", "DOUBLE"), C("acquired_date", "DATE"),
+    ), key="lot_id"),
+    Table("securities", True, (
+        C("security_id", "VARCHAR"), C("asset_class", "VARCHAR"), C("price", "DOUBLE"),
+        C("wash_group", "VARCHAR", NULL), C("income_yield", "DOUBLE", "0"),
+        C("qualified_fraction", "DOUBLE", "1"), C("tax_exempt_fraction", "DOUBLE", "0"),
+        C("foreign_tax_fraction", "DOUBLE", "0"), C("cg_distribution", "DOUBLE", "0"),
+        C("expected_return", "DOUBLE", "0.06"), C("sector", "VARCHAR", NULL),
+        C("tags", "VARCHAR[]", NULL), C("cost_bps", "DOUBLE", NULL),
+    ), key="security_id"),
+    Table("targets", True, (
+        C("model_id", "VARCHAR"), C("asset_class", "VARCHAR"), C("weight", "DOUBLE"),
+    )),
+    Table("model_securities", True, (
+        C("model_id", "VARCHAR"), C("asset_class", "VARCHAR"), C("security_id", "VARCHAR"),
+        C("rank", "BIGINT"),
+    )),
+    Table("household_targets", False, (
+        C("household_id", "VARCHAR"), C("asset_class", "VARCHAR"), C("weight", "DOUBLE"),
+    )),
+    Table("restrictions", False, (
+        C("household_id", "VARCHAR"), C("account_id", "VARCHAR", NULL), C("rule", "VARCHAR"),
+        C("security_id", "VARCHAR", NULL), C("sector", "VARCHAR", NULL),
+        C("tag", "VARCHAR", NULL),
+    )),
+    Table("transactions", False, (
+        C("account_id", "VARCHAR"), C("security_id", "VARCHAR"), C("trade_date", "DATE"),
+        C("side", "VARCHAR"), C("quantity", "DOUBLE"), C("realized_gain", "DOUBLE", NULL),
+    )),
+    Table("held_away", False, (
+        C("household_id", "VARCHAR"), C("asset_class", "VARCHAR"), C("value", "DOUBLE"),
+    )),
+    Table("menus", False, (
+        C("menu_id", "VARCHAR"), C("security_id", "VARCHAR"),
+    )),
+)}
+
+TRADES_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("household_id", pa.string()), ("account_id", pa.string()),
+    ("security_id", pa.string()), ("side", pa.string()), ("lot_id", pa.string()),
+    ("quantity", pa.float64()), ("price", pa.float64()), ("notional", pa.float64()),
+    ("realized_gain", pa.float64()), ("term", pa.string()), ("reason", pa.string()),
+])
+
+HOUSEHOLD_RESULTS_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("household_id", pa.string()), ("status", pa.string()),
+    ("message", pa.string()), ("value", pa.float64()),
+    ("drift_before", pa.float64()), ("drift_after", pa.float64()),
+    ("max_drift_before", pa.float64()), ("max_drift_after", pa.float64()),
+    ("n_trades", pa.int64()), ("turnover", pa.float64()),
+    ("realized_st_gain", pa.float64()), ("realized_lt_gain", pa.float64()),
+    ("tax_due_estimate", pa.float64()), ("tlh_losses", pa.float64()),
+    ("tax_savings_estimate", pa.float64()),
+    ("location_drag_before", pa.float64()), ("location_drag_after", pa.float64()),
+    ("needs_review", pa.bool_()), ("review_reasons", pa.list_(pa.string())),
+    ("solve_ms", pa.float64()), ("iterations", pa.int64()), ("warm_started", pa.bool_()),
+])
+
+EXCEPTIONS_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("table", pa.string()), ("household_id", pa.string()),
+    ("account_id", pa.string()), ("record_id", pa.string()), ("code", pa.string()),
+    ("message", pa.string()),
+])
+
+OUTPUT_SCHEMAS = {
+    "trades": TRADES_SCHEMA,
+    "household_results": HOUSEHOLD_RESULTS_SCHEMA,
+    "exceptions": EXCEPTIONS_SCHEMA,
+}

@@ -1,0 +1,5 @@
+"""Re-export of the errors ``hearth.io`` raises."""
+
+from hearth.errors import InputError
+
+__all__ = ["InputError"]

@@ -1,0 +1,235 @@
+"""From one shard's Arrow tables to :class:`hearth.model.household.Household`
+objects: columns are turned into numpy arrays once per shard, and each household
+is a set of contiguous slices of them (every per-household table is sorted by
+household)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from hearth.io.shards import ShardTables
+from hearth.model.household import (
+    ACCOUNT_TYPES,
+    CASH_CLASS,
+    Household,
+    Restriction,
+    make_household,
+)
+
+_TYPE_INDEX = {t: i for i, t in enumerate(ACCOUNT_TYPES)}
+
+
+def _np(table: pa.Table, column: str) -> np.ndarray:
+    return table.column(column).to_numpy(zero_copy_only=False)
+
+
+def _runs(keys: np.ndarray) -> dict[str, tuple[int, int]]:
+    """household_id -> [start, stop) over an array sorted by household."""
+    if len(keys) == 0:
+        return {}
+    edges = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+    starts = np.concatenate([[0], edges])
+    stops = np.concatenate([edges, [len(keys)]])
+    return {keys[s]: (int(s), int(e)) for s, e in zip(starts, stops)}
+
+
+@dataclass(frozen=True, eq=False)
+class Reference:
+    """The shared tables, indexed for lookups."""
+
+    security_index: dict[str, int]
+    asset_class: np.ndarray
+    price: np.ndarray
+    wash_group: np.ndarray  # object (str)
+    income_yield: np.ndarray
+    qualified_fraction: np.ndarray
+    tax_exempt_fraction: np.ndarray
+    foreign_tax_fraction: np.ndarray
+    cg_distribution: np.ndarray
+    expected_return: np.ndarray
+    cost_rate: np.ndarray
+    sector: np.ndarray
+    tags: list[frozenset[str]]
+    targets: dict[str, tuple[tuple[str, ...], np.ndarray]]
+    model_ranks: dict[str, dict[str, int]]
+    menus: dict[str, frozenset[str]]
+
+
+def reference(tables: dict[str, pa.Table], default_cost_bps: float) -> Reference:
+    sec = tables["securities"]
+    ids = _np(sec, "security_id")
+    wash = _np(sec, "wash_group")
+    wash = np.where(np.array([w is None for w in wash], dtype=bool), ids, wash)
+    cost_bps = sec.column("cost_bps").fill_null(default_cost_bps).to_numpy(zero_copy_only=False)
+    tags = [frozenset(t) if t is not None else frozenset() for t in sec.column("tags").to_pylist()]
+    targets: dict[str, tuple[list[str], list[float]]] = {}
+    for m, k, w in zip(*(tables["targets"].column(c).to_pylist()
+                         for c in ("model_id", "asset_class", "weight"))):
+        targets.setdefault(m, ([], []))
+        targets[m][0].append(k)
+        targets[m][1].append(w)
+    ranks: dict[str, dict[str, int]] = {}
+    ms = tables["model_securities"]
+    for m, s, r in zip(*(ms.column(c).to_pylist() for c in ("model_id", "security_id", "rank"))):
+        d = ranks.setdefault(m, {})
+        d[s] = min(r, d.get(s, r))
+    menus: dict[str, set[str]] = {}
+    for m, s in zip(*(tables["menus"].column(c).to_pylist() for c in ("menu_id", "security_id"))):
+        menus.setdefault(m, set()).add(s)
+    return Reference(
+        security_index={s: i for i, s in enumerate(ids)},
+        asset_class=_np(sec, "asset_class"), price=_np(sec, "price").astype(np.float64),
+        wash_group=wash,
+        income_yield=_np(sec, "income_yield"), qualified_fraction=_np(sec, "qualified_fraction"),
+        tax_exempt_fraction=_np(sec, "tax_exempt_fraction"),
+        foreign_tax_fraction=_np(sec, "foreign_tax_fraction"),
+        cg_distribution=_np(sec, "cg_distribution"), expected_return=_np(sec, "expected_return"),
+        cost_rate=np.asarray(cost_bps, dtype=np.float64) / 10_000.0,
+        sector=_np(sec, "sector"), tags=tags,
+        targets={m: (tuple(k), np.array(w)) for m, (k, w) in targets.items()},
+        model_ranks=ranks,
+        menus={m: frozenset(s) for m, s in menus.items()},
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class HouseholdInput:
+    household_id: str
+    household: Household | None
+    error: str | None  # a data problem found by validation or while assembling
+
+
+def _opt(v: object) -> float | None:
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)  # type: ignore[arg-type]
+
+
+def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
+               ) -> Iterator[HouseholdInput]:
+    t = shard.tables
+    hh_t = t["households"]
+    cols = {c: hh_t.column(c).to_pylist() for c in hh_t.column_names}
+    acc = t["accounts"]
+    a_hh = _np(acc, "household_id")
+    a_id, a_type = _np(acc, "account_id"), _np(acc, "account_type")
+    a_num = {c: _np(acc, c).astype(np.float64) for c in
+             ("cash", "min_cash", "contribution", "withdrawal")}
+    a_max = acc.column("max_cash").fill_null(np.inf).to_numpy(zero_copy_only=False)
+    a_tradable, a_menu = _np(acc, "tradable"), _np(acc, "menu_id")
+    lots = t["lots"]
+    l_hh, l_id, l_acct, l_sec = (_np(lots, c) for c in
+                                 ("household_id", "lot_id", "account_id", "security_id"))
+    l_qty = _np(lots, "quantity").astype(np.float64)
+    l_basis = _np(lots, "cost_basis").astype(np.float64)
+    l_date = _np(lots, "acquired_date").astype("datetime64[D]")
+    tx = t["transactions"]
+    t_hh, t_acct, t_sec, t_side = (_np(tx, c) for c in
+                                   ("household_id", "account_id", "security_id", "side"))
+    t_date = _np(tx, "trade_date").astype("datetime64[D]")
+    t_gain = tx.column("realized_gain").fill_null(np.nan).to_numpy(zero_copy_only=False)
+    rs = t["restrictions"]
+    r_cols = {c: rs.column(c).to_pylist() for c in rs.column_names}
+    ha = t["held_away"]
+    ha_hh, ha_class, ha_val = _np(ha, "household_id"), _np(ha, "asset_class"), _np(ha, "value")
+    ht = t["household_targets"]
+    ht_hh, ht_class, ht_w = _np(ht, "household_id"), _np(ht, "asset_class"), _np(ht, "weight")
+    runs = {name: _runs(keys) for name, keys in (
+        ("accounts", a_hh), ("lots", l_hh), ("tx", t_hh), ("ha", ha_hh), ("ht", ht_hh),
+        ("rs", np.asarray(r_cols["household_id"], dtype=object)))}
+    empty = (0, 0)
+
+    for i, hid in enumerate(cols["household_id"]):
+        if cols["error_message"][i] is not None:
+            yield HouseholdInput(hid, None, cols["error_message"][i])
+            continue
+        a0, a1 = runs["accounts"].get(hid, empty)
+        l0, l1 = runs["lots"].get(hid, empty)
+        t0, t1 = runs["tx"].get(hid, empty)
+        account_ids = tuple(a_id[a0:a1])
+        acct_index = {a: j for j, a in enumerate(account_ids)}
+        model_id = cols["model_id"][i]
+        ranks = ref.model_ranks.get(model_id, {})
+        held = l_sec[l0:l1]
+        universe = sorted(set(held) | set(ranks) | set(t_sec[t0:t1]))
+        # unknown held securities were caught by validation; unknown transaction
+        # securities cannot share a wash group with anything held, so they drop out
+        universe = [s for s in universe if s in ref.security_index]
+        sec_index = {s: j for j, s in enumerate(universe)}
+        rows = np.array([ref.security_index[s] for s in universe], dtype=np.int64)
+        h0, h1 = runs["ht"].get(hid, empty)
+        if h1 > h0:
+            tgt_classes, tgt_w = tuple(ht_class[h0:h1]), np.asarray(ht_w[h0:h1], dtype=float)
+        else:
+            tgt_classes, tgt_w = ref.targets.get(model_id, ((), np.zeros(0)))
+        g0, g1 = runs["ha"].get(hid, empty)
+        sec_class = ref.asset_class[rows] if len(rows) else np.zeros(0, dtype=object)
+        classes = tuple(sorted(set(tgt_classes) | set(sec_class) | set(ha_class[g0:g1])
+                               | {CASH_CLASS}))
+        class_index = {k: j for j, k in enumerate(classes)}
+        target = np.zeros(len(classes))
+        for k, w in zip(tgt_classes, tgt_w):
+            target[class_index[k]] += w
+        held_away = np.zeros(len(classes))
+        for k, v in zip(ha_class[g0:g1], ha_val[g0:g1]):
+            held_away[class_index[k]] += v
+        groups = ref.wash_group[rows] if len(rows) else np.zeros(0, dtype=object)
+        wash_groups = tuple(sorted(set(groups)))
+        group_index = {g: j for j, g in enumerate(wash_groups)}
+        menu = np.ones((len(account_ids), len(universe)), dtype=bool)
+        for j in range(a0, a1):
+            if a_menu[j] is not None:
+                allowed = ref.menus.get(a_menu[j], frozenset())
+                menu[j - a0] = [s in allowed for s in universe]
+        r0, r1 = runs["rs"].get(hid, empty)
+        restrictions = tuple(
+            Restriction(rule=r_cols["rule"][j],
+                        account=acct_index.get(r_cols["account_id"][j], -1)
+                        if r_cols["account_id"][j] is not None else -1,
+                        security=r_cols["security_id"][j], sector=r_cols["sector"][j],
+                        tag=r_cols["tag"][j])
+            for j in range(r0, r1))
+        tx_known = np.array([x in sec_index for x in t_sec[t0:t1]], dtype=bool)
+        tx_sec = t_sec[t0:t1][tx_known]
+        st_rate, lt_rate = cols["st_rate"][i], cols["lt_rate"][i]
+        hh = make_household(
+            hid, run_date, st_rate=st_rate, lt_rate=lt_rate,
+            account_ids=account_ids,
+            account_type=np.array([_TYPE_INDEX[x] for x in a_type[a0:a1]], dtype=np.int8),
+            cash=a_num["cash"][a0:a1],
+            security_ids=tuple(universe),
+            asset_class=np.array([class_index[k] for k in sec_class], dtype=np.int64),
+            price=ref.price[rows], classes=classes, target=target,
+            lot_ids=tuple(l_id[l0:l1]),
+            lot_account=np.array([acct_index[a] for a in l_acct[l0:l1]], dtype=np.int64),
+            lot_security=np.array([sec_index[s] for s in held], dtype=np.int64),
+            quantity=l_qty[l0:l1], cost_basis=l_basis[l0:l1], acquired=l_date[l0:l1],
+            ordinary_rate=cols["ordinary_rate"][i], qualified_div_rate=cols["qualified_div_rate"][i],
+            retirement_rate=cols["retirement_rate"][i],
+            ytd_st_gain=cols["ytd_st_gain"][i], ytd_lt_gain=cols["ytd_lt_gain"][i],
+            loss_carryforward_st=cols["loss_carryforward_st"][i],
+            loss_carryforward_lt=cols["loss_carryforward_lt"][i],
+            tax_budget=_opt(cols["tax_budget"][i]), turnover_limit=_opt(cols["turnover_limit"][i]),
+            drift_threshold=_opt(cols["drift_threshold"][i]),
+            tlh_enabled=bool(cols["tlh_enabled"][i]), filing_status=cols["filing_status"][i],
+            min_cash=a_num["min_cash"][a0:a1], max_cash=a_max[a0:a1].astype(np.float64),
+            contribution=a_num["contribution"][a0:a1], withdrawal=a_num["withdrawal"][a0:a1],
+            tradable=a_tradable[a0:a1].astype(bool), menu=menu,
+            wash_group=np.array([group_index[g] for g in groups], dtype=np.int64),
+            wash_groups=wash_groups,
+            rank=np.array([ranks.get(s, 0) for s in universe], dtype=np.int64),
+            income_yield=ref.income_yield[rows], qualified_fraction=ref.qualified_fraction[rows],
+            tax_exempt_fraction=ref.tax_exempt_fraction[rows],
+            foreign_tax_fraction=ref.foreign_tax_fraction[rows],
+            cg_distribution=ref.cg_distribution[rows], expected_return=ref.expected_return[rows],
+            cost_rate=ref.cost_rate[rows], sector=tuple(ref.sector[rows]),
+            tags=tuple(ref.tags[r] for r in rows), held_away=held_away,
+            restrictions=restrictions,
+            txn_group=np.array([group_index[ref.wash_group[ref.security_index[s]]]
+                                for s in tx_sec], dtype=np.int64),
+            txn_date=t_date[t0:t1][tx_known], txn_buy=t_side[t0:t1][tx_known] == "buy",
+            txn_realized_gain=np.asarray(t_gain[t0:t1], dtype=np.float64)[tx_known],
+        )
+        yield HouseholdInput(hid, hh, None)

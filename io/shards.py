@@ -1,0 +1,120 @@
+"""Sharding: the book is cut once into shards of households, each table written
+as Hive partitions ``shard=<n>`` so that a worker reads only its own rows, and the
+shared reference tables (securities, targets, model securities, menus) once.
+
+The prepared copy lives in the run's staging folder; it is what makes a worker's
+read cheap (one small file per table) and keeps every process's memory bounded by
+the shard size, never the book size.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+PER_HOUSEHOLD = {
+    # table: SQL over the normalized views, with household_id, ordered for determinism
+    "households": """
+        SELECT h.*, b.message AS error_message, s.shard
+        FROM (SELECT * FROM in_households WHERE household_id IS NOT NULL
+              QUALIFY row_number() OVER (PARTITION BY household_id ORDER BY model_id) = 1) h
+        JOIN shard_map s USING (household_id)
+        LEFT JOIN bad_households b USING (household_id)
+        ORDER BY household_id""",
+    "accounts": """
+        SELECT a.*, s.shard FROM in_accounts a JOIN shard_map s USING (household_id)
+        WHERE a.account_id IS NOT NULL ORDER BY household_id, account_id""",
+    "lots": """
+        SELECT l.*, m.household_id, s.shard FROM in_lots l
+        JOIN acct_hh m USING (account_id) JOIN shard_map s USING (household_id)
+        ORDER BY household_id, account_id, lot_id""",
+    "transactions": """
+        SELECT t.*, m.household_id, s.shard FROM in_transactions t
+        JOIN acct_hh m USING (account_id) JOIN shard_map s USING (household_id)
+        ORDER BY household_id, account_id, trade_date, security_id, side, quantity""",
+    "restrictions": """
+        SELECT r.*, s.shard FROM in_restrictions r JOIN shard_map s USING (household_id)
+        ORDER BY household_id, rule, account_id, security_id, sector, tag""",
+    "held_away": """
+        SELECT h.*, s.shard FROM in_held_away h JOIN shard_map s USING (household_id)
+        ORDER BY household_id, asset_class""",
+    "household_targets": """
+        SELECT t.*, s.shard FROM in_household_targets t JOIN shard_map s USING (household_id)
+        ORDER BY household_id, asset_class""",
+}
+
+REFERENCE = {
+    "securities": "SELECT * FROM in_securities WHERE security_id IS NOT NULL "
+                  "QUALIFY row_number() OVER (PARTITION BY security_id) = 1 ORDER BY security_id",
+    "targets": "SELECT * FROM in_targets ORDER BY model_id, asset_class",
+    "model_securities": "SELECT * FROM in_model_securities "
+                        "ORDER BY model_id, asset_class, rank, security_id",
+    "menus": "SELECT * FROM in_menus ORDER BY menu_id, security_id",
+}
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    root: str  # the prepared folder
+    shards: tuple[int, ...]
+    households_per_shard: tuple[int, ...]
+
+    @property
+    def n_households(self) -> int:
+        return sum(self.households_per_shard)
+
+
+def _sql_path(path: str) -> str:
+    return "'" + path.replace("'", "''") + "'"
+
+
+def prepare(con: duckdb.DuckDBPyConnection, root: str, shard_size: int) -> ShardPlan:
+    """Write the shard-partitioned copy of the book under ``root``. Expects the
+    normalized views of ``read.open_book`` and the tables of ``validate.validate``."""
+    os.makedirs(root, exist_ok=True)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE shard_map AS
+                    SELECT household_id,
+                           (row_number() OVER (ORDER BY household_id) - 1) // {int(shard_size)} AS shard
+                    FROM (SELECT DISTINCT household_id FROM in_households
+                          WHERE household_id IS NOT NULL)""")
+    for table, sql in PER_HOUSEHOLD.items():
+        target = os.path.join(root, table)
+        con.execute(f"COPY ({sql}) TO {_sql_path(target)} "
+                    f"(FORMAT PARQUET, PARTITION_BY (shard), OVERWRITE_OR_IGNORE, "
+                    f"WRITE_PARTITION_COLUMNS false)")
+        con.execute(f"COPY (SELECT * EXCLUDE (shard) FROM ({sql}) LIMIT 0) TO "
+                    f"{_sql_path(os.path.join(root, table + '.empty.parquet'))} (FORMAT PARQUET)")
+    for table, sql in REFERENCE.items():
+        con.execute(f"COPY ({sql}) TO {_sql_path(os.path.join(root, table + '.parquet'))} "
+                    f"(FORMAT PARQUET)")
+    counts = con.execute("SELECT shard, count(*) FROM shard_map GROUP BY shard ORDER BY shard"
+                         ).fetchall()
+    return ShardPlan(root=root, shards=tuple(int(s) for s, _ in counts),
+                     households_per_shard=tuple(int(n) for _, n in counts))
+
+
+@dataclass(frozen=True, eq=False)
+class ShardTables:
+    """One shard's rows of every per-household table plus the reference tables."""
+
+    shard: int
+    tables: dict[str, pa.Table]
+
+
+def read_shard(root: str, shard: int, con: duckdb.DuckDBPyConnection | None = None) -> ShardTables:
+    """Read one shard's rows through DuckDB; the partition folder is the filter."""
+    con = con if con is not None else duckdb.connect()
+    out: dict[str, pa.Table] = {}
+    for table in list(PER_HOUSEHOLD) + list(REFERENCE):
+        if table in REFERENCE:
+            path = os.path.join(root, table + ".parquet")
+        else:
+            path = os.path.join(root, table, f"shard={shard}")
+            # a shard with no rows of this table has no folder: read the empty schema file
+            path = (os.path.join(path, "*.parquet") if os.path.isdir(path)
+                    else os.path.join(root, f"{table}.empty.parquet"))
+        out[table] = con.sql(f"SELECT * FROM read_parquet({_sql_path(path)})").to_arrow_table()
+    return ShardTables(shard=shard, tables=out)

@@ -1,0 +1,161 @@
+"""The one module that talks to HiGHS.
+
+Everything outside speaks hearth's vocabulary: :class:`SolveStatus` and
+:class:`SolverError`. One :class:`Solver` is reused for every household of a shard
+(``passModel`` replaces the model; options are set once).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import Enum
+
+import highspy
+import numpy as np
+
+from hearth.errors import OptimizationError
+from hearth.model.lp import LinearProgram
+
+
+class SolveStatus(str, Enum):
+    OPTIMAL = "optimal"
+    INFEASIBLE = "infeasible"
+    UNBOUNDED = "unbounded"
+    TIME_LIMIT = "time_limit"
+    ERROR = "error"
+
+
+_STATUS_MAP = {
+    highspy.HighsModelStatus.kOptimal: SolveStatus.OPTIMAL,
+    highspy.HighsModelStatus.kInfeasible: SolveStatus.INFEASIBLE,
+    highspy.HighsModelStatus.kUnboundedOrInfeasible: SolveStatus.INFEASIBLE,
+    highspy.HighsModelStatus.kUnbounded: SolveStatus.UNBOUNDED,
+    highspy.HighsModelStatus.kTimeLimit: SolveStatus.TIME_LIMIT,
+    highspy.HighsModelStatus.kIterationLimit: SolveStatus.TIME_LIMIT,
+}
+
+_BASIS_FROM_INT = {int(s): s for s in highspy.HighsBasisStatus.__members__.values()}
+
+
+class SolverError(OptimizationError):
+    """HiGHS refused the model or failed inside; the household gets status ``error``."""
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    status: SolveStatus
+    x: np.ndarray
+    objective: float
+    iterations: int
+    seconds: float
+    mip: bool
+
+
+class Solver:
+    """A reusable single-threaded HiGHS instance."""
+
+    def __init__(self, *, time_limit: float = 10.0, presolve: bool = False,
+                 mip_rel_gap: float = 1e-6) -> None:
+        h = highspy.Highs()
+        h.silent()
+        h.setOptionValue("threads", 1)
+        h.setOptionValue("time_limit", float(time_limit))
+        h.setOptionValue("presolve", "on" if presolve else "off")
+        h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
+        h.setOptionValue("random_seed", 0)
+        self._h = h
+        self._n_col = 0
+        self._n_row = 0
+        self._integer = False
+
+    # -- model -------------------------------------------------------------------------
+    def load(self, lp: LinearProgram) -> None:
+        integrality = lp.integrality if lp.integrality is not None else np.zeros(
+            lp.n_col, dtype=np.int32)
+        status = self._h.passModel(
+            lp.n_col, lp.n_row, len(lp.a_value), 1, 1, 0.0,
+            lp.cost, lp.lower, lp.upper, lp.row_lower, lp.row_upper,
+            lp.a_start, lp.a_index, lp.a_value, integrality,
+        )
+        if status == highspy.HighsStatus.kError:
+            raise SolverError(f"HiGHS rejected a model of {lp.n_col} columns and {lp.n_row} rows")
+        self._n_col, self._n_row = lp.n_col, lp.n_row
+        self._integer = bool(lp.integrality is not None and lp.integrality.any())
+
+    def set_basis(self, col_status: np.ndarray, row_status: np.ndarray) -> bool:
+        """Install a saved basis; False (and a cold start) when HiGHS rejects it."""
+        if len(col_status) != self._n_col or len(row_status) != self._n_row:
+            return False
+        basis = highspy.HighsBasis()
+        basis.col_status = [_BASIS_FROM_INT[int(v)] for v in col_status]
+        basis.row_status = [_BASIS_FROM_INT[int(v)] for v in row_status]
+        return bool(self._h.setBasis(basis) == highspy.HighsStatus.kOk)
+
+    def basis(self) -> tuple[np.ndarray, np.ndarray] | None:
+        b = self._h.getBasis()
+        if not b.valid:
+            return None
+        return (np.fromiter((int(v) for v in b.col_status), dtype=np.int8, count=self._n_col),
+                np.fromiter((int(v) for v in b.row_status), dtype=np.int8, count=self._n_row))
+
+    def set_bounds(self, cols: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+        if len(cols):
+            self._h.changeColsBounds(len(cols), np.asarray(cols, dtype=np.int32),
+                                     np.asarray(lower, dtype=np.float64),
+                                     np.asarray(upper, dtype=np.float64))
+
+    def set_costs(self, cols: np.ndarray, cost: np.ndarray) -> None:
+        if len(cols):
+            self._h.changeColsCost(len(cols), np.asarray(cols, dtype=np.int32),
+                                   np.asarray(cost, dtype=np.float64))
+
+    def add_columns(self, cost: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                    integer: bool) -> np.ndarray:
+        """Append empty columns; returns their indices."""
+        n = len(cost)
+        self._h.addVars(n, np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64))
+        idx = np.arange(self._n_col, self._n_col + n, dtype=np.int32)
+        self._h.changeColsCost(n, idx, np.asarray(cost, dtype=np.float64))
+        if integer:
+            self._h.changeColsIntegrality(n, idx, np.ones(n, dtype=np.uint8))
+            self._integer = True
+        self._n_col += n
+        return idx
+
+    def add_rows(self, lower: np.ndarray, upper: np.ndarray, start: np.ndarray,
+                 index: np.ndarray, value: np.ndarray) -> None:
+        """Append rows given row-wise (``start`` has one entry per row)."""
+        n = len(lower)
+        if n == 0:
+            return
+        self._h.addRows(n, np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64),
+                        len(value), np.asarray(start, dtype=np.int32),
+                        np.asarray(index, dtype=np.int32), np.asarray(value, dtype=np.float64))
+        self._n_row += n
+
+    def set_integer(self, cols: np.ndarray) -> None:
+        if len(cols):
+            self._h.changeColsIntegrality(len(cols), np.asarray(cols, dtype=np.int32),
+                                          np.ones(len(cols), dtype=np.uint8))
+            self._integer = True
+
+    # -- solve -------------------------------------------------------------------------
+    def solve(self) -> SolveResult:
+        t0 = time.perf_counter()
+        run_status = self._h.run()
+        seconds = time.perf_counter() - t0
+        if run_status == highspy.HighsStatus.kError:
+            model_status = self._h.getModelStatus()
+            status = _STATUS_MAP.get(model_status, SolveStatus.ERROR)
+        else:
+            status = _STATUS_MAP.get(self._h.getModelStatus(), SolveStatus.ERROR)
+        info = self._h.getInfo()
+        iterations = max(int(info.simplex_iteration_count), 0)
+        if self._integer:
+            iterations = max(iterations, int(getattr(info, "mip_total_lp_iterations", 0) or 0))
+        x = np.asarray(self._h.getSolution().col_value, dtype=np.float64)
+        if status == SolveStatus.OPTIMAL and len(x) != self._n_col:
+            status = SolveStatus.ERROR
+        return SolveResult(status=status, x=x, objective=float(info.objective_function_value),
+                           iterations=iterations, seconds=seconds, mip=self._integer)

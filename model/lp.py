@@ -1,0 +1,129 @@
+"""The assembled linear program of one household and the meaning of its columns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The optimization's knobs, in dollars per dollar unless said otherwise.
+
+    ``hearth.batch.config.RunConfig`` documents each one for users; this is the
+    plain copy the pure model code receives.
+    """
+
+    drift_threshold: float = 0.03
+    drift_weight_in: float = 0.002
+    drift_weight_out: float = 0.25
+    tax_weight: float = 1.0
+    location_weight: float = 1.0
+    cost_weight: float = 1.0
+    preference_per_dollar: float = 0.0002
+    horizon_years: float = 10.0
+    discount_rate: float = 0.05
+    wash_sale_days: int = 30
+    wash_sale_method: str = "resolve"  # "resolve" (detect, forbid, re-solve) or "mip"
+    min_trade_value: float = 0.0
+    whole_shares: bool = False
+    objective: str = "weighted"  # or "lexicographic"
+    lexicographic_tolerance: float = 1e-4  # fraction of household value
+    harvest_min_benefit: float = 25.0  # dollars of tax value that make a harvest worth a solve
+    always_solve: bool = False  # solve even when the no-trade rule says nothing is worth doing
+    time_limit: float = 10.0
+    presolve: bool = False
+
+    @property
+    def discount(self) -> float:
+        """(1 + d)^-H: today's value of a dollar of tax paid at the horizon."""
+        return float((1.0 + self.discount_rate) ** (-self.horizon_years))
+
+    @property
+    def annuity(self) -> float:
+        """A: present value of one dollar a year for H years at rate d."""
+        d, h = self.discount_rate, self.horizon_years
+        return h if d == 0 else float((1.0 - (1.0 + d) ** (-h)) / d)
+
+
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """Which column is which. Columns come in this order: sells (one per lot in a
+    tradable account, plus whole-lot columns under whole shares), buys (account x
+    security), final cash per account, drift (over-in, over-out, under-in,
+    under-out per class), then elastic slacks when asked for."""
+
+    sell_lot: np.ndarray  # lot index of each sell column
+    sell_mult: np.ndarray  # shares per unit of each sell column
+    buy_account: np.ndarray
+    buy_security: np.ndarray
+    n_accounts: int
+    n_classes: int
+    rows: dict[str, tuple[int, int]]  # family -> [start, stop)
+    elastic: dict[str, np.ndarray] = field(default_factory=dict)  # family -> slack columns
+
+    @property
+    def n_sell(self) -> int:
+        return len(self.sell_lot)
+
+    @property
+    def buy0(self) -> int:
+        return self.n_sell
+
+    @property
+    def cash0(self) -> int:
+        return self.n_sell + len(self.buy_account)
+
+    @property
+    def drift0(self) -> int:
+        return self.cash0 + self.n_accounts
+
+    @property
+    def n_base(self) -> int:
+        return self.drift0 + 4 * self.n_classes
+
+    def drift_cols(self, part: int) -> np.ndarray:
+        """part: 0 over-in, 1 over-out, 2 under-in, 3 under-out."""
+        return self.drift0 + 4 * np.arange(self.n_classes) + part
+
+
+@dataclass(frozen=True, eq=False)
+class LinearProgram:
+    cost: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    a_start: np.ndarray  # CSC, int32, n_col + 1 entries
+    a_index: np.ndarray  # int32
+    a_value: np.ndarray
+    integrality: np.ndarray | None
+    layout: Layout
+
+    @property
+    def n_col(self) -> int:
+        return len(self.cost)
+
+    @property
+    def n_row(self) -> int:
+        return len(self.row_lower)
+
+    def structure_key(self, lot_ids: tuple[str, ...], account_ids: tuple[str, ...],
+                      security_ids: tuple[str, ...], classes: tuple[str, ...]) -> str:
+        """A stable identity of the columns and rows, so a saved basis is only reused
+        when tomorrow's model has the same variables in the same order."""
+        import hashlib
+
+        lay = self.layout
+        h = hashlib.blake2b(digest_size=12)
+        for part in (
+            [lot_ids[i] for i in lay.sell_lot],
+            lay.sell_mult.tolist(),
+            [f"{account_ids[a]}|{security_ids[s]}" for a, s in zip(lay.buy_account, lay.buy_security)],
+            list(account_ids),
+            list(classes),
+            sorted(f"{k}:{v}" for k, v in lay.rows.items()),
+        ):
+            h.update(repr(part).encode())
+        return h.hexdigest()

@@ -1,0 +1,29 @@
+"""Review routing: which proposals go to a person before execution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ReviewThresholds:
+    turnover: float = 0.20  # fraction of household value
+    tax_due: float = 5_000.0  # dollars of extra tax this year
+    order_share: float = 0.10  # a single order line as a fraction of household value
+
+
+def review_reasons(*, status: str, turnover: float, tax_due: float, largest_order: float,
+                   value: float, restricted_traded: bool, t: ReviewThresholds) -> list[str]:
+    """Reasons to route a household to a human; empty means it may auto-execute."""
+    why = []
+    if status not in ("traded", "no_trade"):
+        why.append(f"status_{status}")
+    if turnover > t.turnover:
+        why.append("turnover")
+    if tax_due > t.tax_due:
+        why.append("tax_due")
+    if value > 0 and largest_order > t.order_share * value:
+        why.append("large_order")
+    if restricted_traded:
+        why.append("restricted_trade")
+    return why
