@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -167,8 +168,10 @@ def generate(path: str, households: int, seed: int = 0, as_of: str = DEFAULT_AS_
     acct_ids = np.array([f"{h}-A{k}" for h, k in zip(hh_ids[acct_hh], acct_no)], dtype=object)
     acct_value = np.round(np.exp(rng.normal(11.3, 1.0, n_acct)), 2)  # ~80k median
     cash = np.round(acct_value * rng.uniform(0.0, 0.04, n_acct), 2)
-    contribution = np.where(rng.random(n_acct) < 0.08, np.round(acct_value * rng.uniform(0.01, 0.1, n_acct), 2), 0.0)
-    withdrawal = np.where(rng.random(n_acct) < 0.04, np.round(acct_value * rng.uniform(0.01, 0.12, n_acct), 2), 0.0)
+    contribution = np.where(rng.random(n_acct) < 0.08,
+                            np.round(acct_value * rng.uniform(0.01, 0.1, n_acct), 2), 0.0)
+    withdrawal = np.where(rng.random(n_acct) < 0.04,
+                          np.round(acct_value * rng.uniform(0.01, 0.12, n_acct), 2), 0.0)
     withdrawal[acct_type != 0] *= rng.random((acct_type != 0).sum()) < 0.5
     tradable = rng.random(n_acct) >= 0.03
     menu = np.full(n_acct, None, dtype=object)
@@ -271,7 +274,7 @@ def generate(path: str, households: int, seed: int = 0, as_of: str = DEFAULT_AS_
     }))
 
     # -- restrictions, held-away, custom targets ----------------------------------------------
-    rs = []
+    rs: list[tuple[Any, ...]] = []
     for h in np.flatnonzero(rng.random(n) < 0.06):
         kind = h % 5
         hid = hh_ids[h]

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 import pyarrow as pa
-
 from hearth.batch.config import RunConfig
 from hearth.io.contract import EXCEPTIONS_SCHEMA, HOUSEHOLD_RESULTS_SCHEMA, TRADES_SCHEMA
 from hearth.io.households import households, reference
@@ -28,7 +27,7 @@ from hearth.model.estimates import estimate
 from hearth.model.highs import Solver
 from hearth.model.household import TAXABLE, Household
 from hearth.model.review import review_reasons
-from hearth.model.solve import Outcome, Proposal, WarmStart, drift_by_class, realized_by_term, solve_household
+from hearth.model.solve import Outcome, Proposal, drift_by_class, realized_by_term, solve_household
 from hearth.model.tax import tax_due
 
 STAGES = ("read", "assemble", "build", "solve", "check", "report")

@@ -17,9 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
-
 import hearth
+import numpy as np
 from hearth.batch.config import RunConfig
 from hearth.batch.pipeline import STAGES, ShardOutput
 from hearth.io.read import fingerprints, open_book

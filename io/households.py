@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-
 from hearth.io.shards import ShardTables
 from hearth.model.household import (
     ACCOUNT_TYPES,

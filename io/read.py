@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 
 import duckdb
-
 from hearth.io.contract import INPUT_TABLES, Table
 from hearth.io.errors import InputError
 
@@ -34,7 +33,8 @@ def locate(con: duckdb.DuckDBPyConnection, root: str, table: str) -> str | None:
     root = root.rstrip("/")
     single = f"{root}/{table}.parquet"
     folder = f"{root}/{table}"
-    parts = f"read_parquet({_quote(folder + '/**/*.parquet')}, hive_partitioning = true, union_by_name = true)"
+    parts = (f"read_parquet({_quote(folder + '/**/*.parquet')}, hive_partitioning = true, "
+             "union_by_name = true)")
     if not _is_uri(root):
         if os.path.isfile(single):
             return f"read_parquet({_quote(single)})"

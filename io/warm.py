@@ -8,7 +8,6 @@ import os
 
 import duckdb
 import numpy as np
-
 from hearth.model.solve import WarmStart
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from hearth.model.household import TAXABLE, Household
 from hearth.model.tax import long_term
 
@@ -37,6 +36,10 @@ class CheckRules:
     whole_shares: bool = False
 
 
+def _where(mask: np.ndarray) -> list[int]:
+    return [int(i) for i in np.flatnonzero(mask)]
+
+
 def _matches(hh: Household, r, s: int) -> bool:
     if r.security is not None:
         return bool(hh.security_ids[s] == r.security)
@@ -56,16 +59,16 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
     sold = sell > 0
 
     # -- quantities ---------------------------------------------------------------------
-    for l in np.flatnonzero((sell < -tol_q) | (sell > q + tol_q)):
+    for l in _where((sell < -tol_q) | (sell > q + tol_q)):
         v.append(Violation("oversell", hh.lot_ids[l],
                            f"sells {sell[l]:g} shares of a lot holding {q[l]:g}"))
-    for j in np.flatnonzero(buy_quantity <= 0):
+    for j in _where(buy_quantity <= 0):
         v.append(Violation("non_positive_buy", hh.security_ids[buy_security[j]],
                            f"buy quantity {buy_quantity[j]:g}"))
-    for l in np.flatnonzero(sold & ~hh.tradable[hh.lot_account]):
+    for l in _where(sold & ~hh.tradable[hh.lot_account]):
         v.append(Violation("untradable_account", hh.lot_ids[l],
                            f"sells in untradable account {hh.account_ids[hh.lot_account[l]]}"))
-    for j in np.flatnonzero(~hh.tradable[buy_account]):
+    for j in _where(~hh.tradable[buy_account]):
         v.append(Violation("untradable_account", hh.account_ids[buy_account[j]],
                            f"buys {hh.security_ids[buy_security[j]]} in an untradable account"))
 
@@ -99,12 +102,12 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
         accts = range(hh.n_accounts) if r.account < 0 else [r.account]
         what = r.describe(hh.account_ids)
         for j in range(len(buy_quantity)):
-            a, s = buy_account[j], buy_security[j]
+            a, s = int(buy_account[j]), int(buy_security[j])
             if (r.rule in ("no_buy", "no_trade", "no_hold") and a in accts
                     and _matches(hh, r, s)):
                 v.append(Violation(r.rule, f"{hh.account_ids[a]}/{hh.security_ids[s]}",
                                    f"buy breaks {what}"))
-        for l in np.flatnonzero(sold):
+        for l in _where(sold):
             a, s = hh.lot_account[l], hh.lot_security[l]
             if r.rule in ("no_sell", "no_trade") and a in accts and _matches(hh, r, s):
                 v.append(Violation(r.rule, hh.lot_ids[l], f"sell breaks {what}"))
@@ -118,7 +121,7 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
                                                f"{hh.security_ids[s]}",
                                                f"{position[a, s]:g} shares remain; {what}"))
     for j in range(len(buy_quantity)):
-        a, s = buy_account[j], buy_security[j]
+        a, s = int(buy_account[j]), int(buy_security[j])
         if not hh.menu[a, s]:
             v.append(Violation("menu", f"{hh.account_ids[a]}/{hh.security_ids[s]}",
                                "security is not on the account's menu"))
@@ -140,7 +143,7 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
                                    & ~hh.txn_buy
                                    & (np.nan_to_num(hh.txn_realized_gain) < 0)].tolist())
     bought_groups = set(hh.wash_group[buy_security].tolist())
-    for l in np.flatnonzero(loss_sale):
+    for l in _where(loss_sale):
         g = int(group_of_lot[l])
         if g in recent_buy and not forced[l]:
             v.append(Violation("wash_sale_w1", hh.lot_ids[l],
@@ -197,10 +200,10 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
     if rules.whole_shares:
         def whole(x: np.ndarray) -> np.ndarray:
             return np.abs(x - np.round(x)) <= 1e-6
-        for l in np.flatnonzero(sold & ~whole(sell) & (np.abs(sell - q) > tol_q)):
+        for l in _where(sold & ~whole(sell) & (np.abs(sell - q) > tol_q)):
             v.append(Violation("whole_shares", hh.lot_ids[l],
                                f"sells {sell[l]:g} shares: neither whole shares nor the whole lot"))
-        for j in np.flatnonzero(~whole(buy_quantity)):
+        for j in _where(~whole(buy_quantity)):
             v.append(Violation("whole_shares", f"{hh.account_ids[buy_account[j]]}/"
                                f"{hh.security_ids[buy_security[j]]}",
                                f"buys {buy_quantity[j]:g} shares"))

@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from hearth.model.build import Derived
 from hearth.model.household import Household
 from hearth.model.lp import ModelSettings
@@ -56,7 +55,7 @@ def naive_baseline(hh: Household, d: Derived) -> tuple[np.ndarray, np.ndarray]:
     primary = np.full(n_k, -1)
     listed = np.flatnonzero(hh.rank == 1)
     primary[hh.asset_class[listed[::-1]]] = listed[::-1]  # first listed primary per class
-    order = np.lexsort((hh.lot_ids, hh.acquired))  # FIFO, ties by lot id
+    order = np.lexsort((np.asarray(hh.lot_ids), hh.acquired))  # FIFO, ties by lot id
     for a in np.flatnonzero(hh.tradable):
         held = after[a]
         by_class = np.bincount(hh.asset_class, weights=held, minlength=n_k)

@@ -191,7 +191,7 @@ def make_household(
     defaults.update(optional)
     return Household(
         household_id=household_id,
-        run_date=np.datetime64(run_date, "D"),
+        run_date=np.datetime64(str(run_date), "D"),
         st_rate=st_rate,
         lt_rate=lt_rate,
         account_ids=tuple(account_ids),

@@ -14,9 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from hearth.model.build import GAIN_EPS, Derived, build, derive
-from hearth.model.highs import SolveResult, SolveStatus, Solver, SolverError
+from hearth.model.highs import Solver, SolverError, SolveResult, SolveStatus
 from hearth.model.household import TAXABLE, Household
 from hearth.model.lp import LinearProgram, ModelSettings
 
@@ -290,6 +289,19 @@ def min_trade_violations(hh: Household, lp: LinearProgram, x: np.ndarray,
     return bad_sells, bad_buys
 
 
+def all_trade_lines(hh: Household, lp: LinearProgram, upper: np.ndarray
+                    ) -> tuple[list[np.ndarray], list[int]]:
+    """Every order line that can trade: sell columns grouped by account x security,
+    and every buy column."""
+    lay = lp.layout
+    lots = lay.sell_lot
+    key = hh.lot_account[lots] * hh.n_securities + hh.lot_security[lots]
+    can_sell = upper[: lay.n_sell] > 0
+    sells = [np.flatnonzero(key == k) for k in np.unique(key[can_sell])]
+    buys = [int(lay.buy0 + j) for j in np.flatnonzero(upper[lay.buy0: lay.cash0] > 0)]
+    return sells, buys
+
+
 def _add_min_trade_binaries(run: _Run, hh: Household, lp: LinearProgram, upper: np.ndarray,
                             lower: np.ndarray, sells: list[np.ndarray], buys: list[int],
                             min_value: float) -> int:
@@ -365,7 +377,11 @@ def explain_infeasible(hh: Household, d: Derived, s: ModelSettings, solver: Solv
     for a in np.flatnonzero(short > MONEY_TOL):
         acct = hh.account_ids[a]
         avail = hh.cash[a] + hh.contribution[a]
-        if hh.withdrawal[a] > 0:
+        if not hh.tradable[a]:
+            msgs.append(
+                f"account {acct} is not tradable and its cash ${avail:,.2f} cannot cover the "
+                f"withdrawal of ${hh.withdrawal[a]:,.2f}; make it tradable or move the withdrawal")
+        elif hh.withdrawal[a] > 0:
             msgs.append(
                 f"withdrawal of ${hh.withdrawal[a]:,.2f} from account {acct} exceeds what can be "
                 f"raised: cash ${avail:,.2f} + sellable value ${sellable[a]:,.2f} (after no_sell "
@@ -426,14 +442,22 @@ def solve_household(hh: Household, s: ModelSettings, solver: Solver,
     if s.wash_sale_method != "mip":
         res, n_wash = _resolve_wash(run, hh, d, lp, res, lower, upper)
     if s.min_trade_value > 0:
+        covered_sells: set[int] = set()
+        covered_buys: set[int] = set()
         for round_ in range(MAX_ROUNDS):
             if res.status != SolveStatus.OPTIMAL:
                 break
             sells, buys = min_trade_violations(hh, lp, res.x, s.min_trade_value)
             if not sells and not buys:
                 break
-            if round_ == MAX_ROUNDS - 1:
+            if round_ >= 2:  # still new offenders: give every remaining line its binary
+                sells, buys = all_trade_lines(hh, lp, upper)
+            sells = [c for c in sells if int(c[0]) not in covered_sells]
+            buys = [c for c in buys if c not in covered_buys]
+            if not sells and not buys:
                 raise SolverError("minimum-trade binaries did not converge")
+            covered_sells.update(int(c[0]) for c in sells)
+            covered_buys.update(buys)
             n_binaries += _add_min_trade_binaries(run, hh, lp, upper, lower, sells, buys,
                                                   s.min_trade_value)
             res = run.solve()

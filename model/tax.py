@@ -29,7 +29,7 @@ def long_term(acquired: np.ndarray, run_date: np.datetime64) -> np.ndarray:
     month_len = ((anniversary_month + 1).astype("datetime64[D]")
                  - anniversary_month.astype("datetime64[D]")).astype(np.int64)
     anniversary = anniversary_month.astype("datetime64[D]") + np.minimum(day, month_len - 1)
-    return np.datetime64(run_date, "D") > anniversary
+    return np.asarray(run_date, dtype="datetime64[D]") > anniversary
 
 
 @dataclass(frozen=True)
