@@ -46,6 +46,10 @@ PER_HOUSEHOLD = {
         ORDER BY household_id, asset_class""",
 }
 
+# DuckDB's partitioned COPY does not keep row order inside a partition file, so the
+# order is applied again when a shard is read.
+ORDER = {t: sql.rsplit("ORDER BY", 1)[1].strip() for t, sql in PER_HOUSEHOLD.items()}
+
 REFERENCE = {
     "securities": "SELECT * FROM in_securities WHERE security_id IS NOT NULL "
                   "QUALIFY row_number() OVER (PARTITION BY security_id) = 1 ORDER BY security_id",
@@ -116,5 +120,6 @@ def read_shard(root: str, shard: int, con: duckdb.DuckDBPyConnection | None = No
             # a shard with no rows of this table has no folder: read the empty schema file
             path = (os.path.join(path, "*.parquet") if os.path.isdir(path)
                     else os.path.join(root, f"{table}.empty.parquet"))
-        out[table] = con.sql(f"SELECT * FROM read_parquet({_sql_path(path)})").to_arrow_table()
+        order = f" ORDER BY {ORDER[table]}" if table in ORDER else ""
+        out[table] = con.sql(f"SELECT * FROM read_parquet({_sql_path(path)}){order}").to_arrow_table()
     return ShardTables(shard=shard, tables=out)

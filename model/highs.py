@@ -70,6 +70,7 @@ class Solver:
 
     # -- model -------------------------------------------------------------------------
     def load(self, lp: LinearProgram) -> None:
+        self._h.clearSolver()  # nothing of the previous household may steer this one
         integrality = lp.integrality if lp.integrality is not None else np.zeros(
             lp.n_col, dtype=np.int32)
         status = self._h.passModel(

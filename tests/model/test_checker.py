@@ -6,7 +6,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 from hearth.model.checker import CheckRules, check_proposal
 from hearth.model.household import TAXABLE, TRADITIONAL, Restriction
 
@@ -36,7 +35,10 @@ def cash_after(hh, sell, ba, bs, bq):
     return hh.cash + hh.contribution - hh.withdrawal + proceeds - spent
 
 
-def check(hh, sell=None, buys=(), rules=CheckRules(), final_cash=None):
+DEFAULT_RULES = CheckRules()
+
+
+def check(hh, sell=None, buys=(), rules=DEFAULT_RULES, final_cash=None):
     sell = np.zeros(hh.n_lots) if sell is None else np.array(sell, dtype=float)
     ba = np.array([b[0] for b in buys], dtype=np.int64)
     bs = np.array([b[1] for b in buys], dtype=np.int64)
