@@ -10,11 +10,12 @@ import json
 import tomllib
 from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from hearth.errors import InputError
 from hearth.model.checker import CheckRules
 from hearth.model.lp import ModelSettings
 from hearth.model.review import ReviewThresholds
-from pydantic import BaseModel, ConfigDict, Field
 
 
 class RunConfig(BaseModel):

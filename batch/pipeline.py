@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 import pyarrow as pa
+
 from hearth.batch.config import RunConfig
 from hearth.io.contract import EXCEPTIONS_SCHEMA, HOUSEHOLD_RESULTS_SCHEMA, TRADES_SCHEMA
 from hearth.io.households import households, reference

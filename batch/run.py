@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import hearth
 import numpy as np
+
+import hearth
 from hearth.batch.config import RunConfig
 from hearth.batch.pipeline import STAGES, ShardOutput
 from hearth.io.read import fingerprints, open_book

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import ray
+
 from hearth.batch.config import RunConfig
 from hearth.batch.pipeline import ShardOutput, run_shard
 from hearth.batch.run import ShardTask

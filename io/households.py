@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+
 from hearth.io.shards import ShardTables
 from hearth.model.household import (
     ACCOUNT_TYPES,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 import duckdb
+
 from hearth.io.contract import INPUT_TABLES, Table
 from hearth.io.errors import InputError
 

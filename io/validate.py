@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import duckdb
 import pyarrow as pa
+
 from hearth.model.household import ACCOUNT_TYPES, FILING_STATUSES, RULES
 
 WEIGHT_TOL = 1e-6

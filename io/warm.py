@@ -8,6 +8,7 @@ import os
 
 import duckdb
 import numpy as np
+
 from hearth.model.solve import WarmStart
 
 

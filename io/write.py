@@ -25,6 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from hearth.io.contract import OUTPUT_SCHEMAS
 
 WARM_SCHEMA = pa.schema([

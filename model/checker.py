@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from hearth.model.household import TAXABLE, Household
 from hearth.model.tax import long_term
 

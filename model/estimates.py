@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from hearth.model.build import Derived
 from hearth.model.household import Household
 from hearth.model.lp import ModelSettings

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 import highspy
 import numpy as np
+
 from hearth.errors import OptimizationError
 from hearth.model.lp import LinearProgram
 
@@ -55,15 +56,19 @@ class Solver:
     """A reusable single-threaded HiGHS instance."""
 
     def __init__(self, *, time_limit: float = 10.0, presolve: bool = False,
-                 mip_rel_gap: float = 1e-6) -> None:
+                 mip_rel_gap: float = 1e-4, mip_abs_gap: float = 1.0) -> None:
         h = highspy.Highs()
         h.silent()
         h.setOptionValue("threads", 1)
         h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("presolve", "on" if presolve else "off")
+        # The objective is in dollars: a MIP is solved when it is within a dollar
+        # (or 0.01%) of the best bound; proving more only burns the nightly window.
         h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
+        h.setOptionValue("mip_abs_gap", float(mip_abs_gap))
         h.setOptionValue("random_seed", 0)
         self._h = h
+        self._time_limit = float(time_limit)
         self._n_col = 0
         self._n_row = 0
         self._integer = False
@@ -105,6 +110,9 @@ class Solver:
                                      np.asarray(lower, dtype=np.float64),
                                      np.asarray(upper, dtype=np.float64))
 
+    def set_row_bounds(self, row: int, lower: float, upper: float) -> None:
+        self._h.changeRowBounds(int(row), float(lower), float(upper))
+
     def set_costs(self, cols: np.ndarray, cost: np.ndarray) -> None:
         if len(cols):
             self._h.changeColsCost(len(cols), np.asarray(cols, dtype=np.int32),
@@ -142,6 +150,9 @@ class Solver:
 
     # -- solve -------------------------------------------------------------------------
     def solve(self) -> SolveResult:
+        # HiGHS measures time_limit on the instance's cumulative run clock, so a
+        # reused instance would run out after enough households: move the limit.
+        self._h.setOptionValue("time_limit", self._h.getRunTime() + self._time_limit)
         t0 = time.perf_counter()
         run_status = self._h.run()
         seconds = time.perf_counter() - t0

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from hearth.model.build import GAIN_EPS, Derived, build, derive
 from hearth.model.highs import Solver, SolverError, SolveResult, SolveStatus
 from hearth.model.household import TAXABLE, Household
@@ -128,20 +129,51 @@ def reasons_to_trade(hh: Household, d: Derived, s: ModelSettings) -> list[str]:
 # -- the solve ------------------------------------------------------------------------------
 
 class _Run:
-    """Bookkeeping over the solves of one household."""
+    """Bookkeeping over the solves of one household. In lexicographic mode every
+    solve is two: out-of-band drift alone, then everything else with that drift
+    capped (a row whose bound is set between the stages); the second starts from
+    the first's basis. Doing both stages on every re-solve keeps the cap right
+    when wash-sale or minimum-trade handling changes the feasible set."""
 
-    def __init__(self, solver: Solver) -> None:
+    def __init__(self, solver: Solver, lp: LinearProgram | None = None,
+                 lexicographic: bool = False, value: float = 0.0, tol: float = 0.0) -> None:
         self.solver = solver
         self.seconds = 0.0
         self.iterations = 0
         self.solves = 0
+        self.lp = lp
+        self.cap_row: int | None = None
+        if lexicographic and lp is not None:
+            lay = lp.layout
+            self.out_cols = np.concatenate([lay.drift_cols(1), lay.drift_cols(3)])
+            self.slack = tol * max(value, 1.0)
+            self.cap_row = lp.n_row
+            solver.add_rows(np.array([-np.inf]), np.array([np.inf]), np.array([0], dtype=np.int32),
+                            self.out_cols.astype(np.int32), np.ones(len(self.out_cols)))
 
-    def solve(self) -> SolveResult:
+    def _one(self) -> SolveResult:
         r = self.solver.solve()
         self.seconds += r.seconds
         self.iterations += r.iterations
         self.solves += 1
         return r
+
+    def solve(self) -> SolveResult:
+        if self.cap_row is None:
+            return self._one()
+        assert self.lp is not None
+        n = self.lp.n_col
+        cols = np.arange(n)
+        stage = np.zeros(n)
+        stage[self.out_cols] = 1.0
+        self.solver.set_row_bounds(self.cap_row, -np.inf, np.inf)
+        self.solver.set_costs(cols, stage)
+        first = self._one()
+        self.solver.set_costs(cols, self.lp.cost)
+        if first.status != SolveStatus.OPTIMAL:
+            return first
+        self.solver.set_row_bounds(self.cap_row, -np.inf, first.objective + self.slack)
+        return self._one()  # hot start from stage one's basis
 
 
 def _extract(hh: Household, lp: LinearProgram, x: np.ndarray) -> Proposal:
@@ -338,25 +370,6 @@ def _add_min_trade_binaries(run: _Run, hh: Household, lp: LinearProgram, upper: 
     return n
 
 
-def _lexicographic_stage_one(run: _Run, lp: LinearProgram, value: float,
-                             tol: float) -> SolveResult:
-    """Minimize out-of-band drift alone, then hold it (plus a tolerance) for stage two."""
-    lay = lp.layout
-    out = np.concatenate([lay.drift_cols(1), lay.drift_cols(3)])
-    all_cols = np.arange(lp.n_col)
-    stage = np.zeros(lp.n_col)
-    stage[out] = 1.0
-    run.solver.set_costs(all_cols, stage)
-    r1 = run.solve()
-    run.solver.set_costs(all_cols, lp.cost)
-    if r1.status != SolveStatus.OPTIMAL:
-        return r1
-    cap = r1.objective + tol * max(value, 1.0)
-    run.solver.add_rows(np.array([-np.inf]), np.array([cap]), np.array([0], dtype=np.int32),
-                        out.astype(np.int32), np.ones(len(out)))
-    return run.solve()  # hot start from stage one's basis
-
-
 def explain_infeasible(hh: Household, d: Derived, s: ModelSettings, solver: Solver) -> str:
     """Re-solve with elastic slacks per family and say which family could not be met."""
     lp = build(hh, s, d, elastic=True)
@@ -424,16 +437,14 @@ def solve_household(hh: Household, s: ModelSettings, solver: Solver,
     warm_started = False
     if warm is not None and warm.structure == structure:
         warm_started = solver.set_basis(warm.col_status, warm.row_status)
-    run = _Run(solver)
+    run = _Run(solver, lp, s.objective == "lexicographic", d.target_value,
+               s.lexicographic_tolerance)
     lower, upper = lp.lower.copy(), lp.upper.copy()
     n_binaries = 0
     n_wash = 0
     if s.wash_sale_method == "mip":
         n_wash = _add_wash_binaries(run, hh, d, lp, upper)
-    if s.objective == "lexicographic":
-        res = _lexicographic_stage_one(run, lp, d.target_value, s.lexicographic_tolerance)
-    else:
-        res = run.solve()
+    res = run.solve()
     saved = None
     if res.status == SolveStatus.OPTIMAL and not res.mip:
         basis = solver.basis()

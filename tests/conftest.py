@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from hearth.model.highs import Solver
 from hearth.model.household import Household, make_household
 

@@ -11,6 +11,7 @@ import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+
 from hearth.batch.config import RunConfig
 from hearth.batch.generate import DEFAULT_AS_OF, generate
 from hearth.batch.run import run_book

@@ -7,6 +7,7 @@ import os
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from hearth.errors import InputError
 from hearth.io.read import fingerprints, open_book
 from hearth.io.validate import validate

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+
 from hearth.model.checker import CheckRules, check_proposal
 from hearth.model.household import TAXABLE, TRADITIONAL, Restriction
 

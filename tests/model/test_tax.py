@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from hearth.model.tax import long_term, net_capital_gains, tax_due
 
 RATES = dict(st_rate=0.37, lt_rate=0.20, ordinary_rate=0.37)

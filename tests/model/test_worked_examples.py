@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from hearth.model.household import ROTH, TAXABLE, TRADITIONAL
 from hearth.model.lp import ModelSettings
 from hearth.model.solve import solve_household
