@@ -174,6 +174,7 @@ def generate(path: str, households: int, seed: int = 0, as_of: str = DEFAULT_AS_
                           np.round(acct_value * rng.uniform(0.01, 0.12, n_acct), 2), 0.0)
     withdrawal[acct_type != 0] *= rng.random((acct_type != 0).sum()) < 0.5
     tradable = rng.random(n_acct) >= 0.03
+    withdrawal[~tradable & (rng.random(n_acct) < 0.8)] = 0.0  # rarely asked of a held-away-like account
     menu = np.full(n_acct, None, dtype=object)
     on_menu = (acct_type == 1) & (rng.random(n_acct) < 0.3)
     menu[on_menu] = rng.choice(list(MENUS), on_menu.sum())
@@ -188,32 +189,29 @@ def generate(path: str, households: int, seed: int = 0, as_of: str = DEFAULT_AS_
     }))
 
     # -- positions and lots ------------------------------------------------------------------------
-    n_pos = rng.integers(2, 6, n_acct)
+    # Every account holds each class of its model near the model weight: the book was
+    # rebalanced before and markets have moved since (most households a little, some a lot).
+    classes_of = [[k for k in MODELS[m] if k != "cash"] for m in model_names]
+    n_pos = np.array([len(classes_of[m]) for m in model[acct_hh]])
     pos_acct = np.repeat(np.arange(n_acct), n_pos)
     n_p = len(pos_acct)
+    pos_no = np.arange(n_p) - np.searchsorted(pos_acct, pos_acct)
     pos_model = model[acct_hh[pos_acct]]
-    # a class of the model, then mostly its primary, sometimes an alternate or legacy stock
-    candidates = []
-    for m in model_names:
-        classes = [k for k in MODELS[m] if k != "cash"]
-        candidates.append(classes)
-    pos_sec = np.empty(n_p, dtype=np.int64)
+    pos_class = np.array([classes_of[m][j] for m, j in zip(pos_model, pos_no)], dtype=object)
+    weight = np.array([MODELS[model_names[m]][k] for m, k in zip(pos_model, pos_class)])
     r = rng.random(n_p)
-    pick = rng.integers(0, 1_000_000, n_p)
-    for mi, classes in enumerate(candidates):
-        sel = pos_model == mi
-        k = np.array(classes, dtype=object)[pick[sel] % len(classes)]
-        rank_pick = np.where(r[sel] < 0.75, 0, np.where(r[sel] < 0.95, 1, 2))
-        pos_sec[sel] = [sec_index[LISTED[c][min(rk, len(LISTED[c]) - 1)]]
-                        for c, rk in zip(k, rank_pick)]
-    legacy = (acct_type[pos_acct] == 0) & (rng.random(n_p) < 0.06)
+    rank_pick = np.where(r < 0.75, 0, np.where(r < 0.95, 1, 2))
+    pos_sec = np.array([sec_index[LISTED[k][min(rk, len(LISTED[k]) - 1)]]
+                        for k, rk in zip(pos_class, rank_pick)], dtype=np.int64)
+    legacy = (acct_type[pos_acct] == 0) & (rng.random(n_p) < 0.04)
     pos_sec[legacy] = rng.choice([sec_index[s] for s in ("AAPL", "XOM", "MO", "JPM", "VTSAX")],
                                  legacy.sum())
     menu_of_pos = menu[pos_acct]
     for m, allowed in MENUS.items():  # menu accounts hold their menu's funds
         sel = menu_of_pos == m
         pos_sec[sel] = rng.choice([sec_index[s] for s in allowed], sel.sum())
-    w = rng.exponential(1.0, n_p)
+    sigma = rng.choice([0.04, 0.12, 0.35], n, p=[0.55, 0.3, 0.15])[acct_hh[pos_acct]]
+    w = weight * np.exp(rng.normal(0.0, sigma))
     w /= np.bincount(pos_acct, weights=w)[pos_acct]
     pos_value = (acct_value - cash)[pos_acct] * w
     n_lot = rng.integers(1, 4, n_p)

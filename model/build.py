@@ -54,6 +54,7 @@ class Derived:
     w2_group: np.ndarray  # bool per wash group: recent loss sale, no buys today
     forced_sell: np.ndarray  # bool per lot: no_hold forces the sale
     current_by_class: np.ndarray  # dollars per class, lots of every account (cash excluded)
+    forced_cash: bool  # a withdrawal or cash shortfall must be met, or a no_hold sale made
     target_value: float
     value: float
     band: float
@@ -129,11 +130,14 @@ def derive(hh: Household, s: ModelSettings) -> Derived:
     current = np.bincount(hh.asset_class[hh.lot_security], weights=hh.quantity * lot_price,
                           minlength=len(hh.classes))
     band = hh.drift_threshold if hh.drift_threshold is not None else s.drift_threshold
+    forced_cash = bool(((hh.withdrawal > 0) | (hh.cash < hh.min_cash))[tradable].any()
+                       or (forced & (hh.quantity > 0)).any())
     return Derived(
         lot_price=lot_price, gain_per_share=gain, is_long=is_long, rate_now=rate_now,
         tax_coef=tax_coef, lot_taxable=lot_taxable, lot_tradable=tradable[hh.lot_account],
         no_buy=no_buy, no_sell=no_sell, no_hold=no_hold, tau=tax_drag(hh), buyable=buyable,
         w1_group=w1, w2_group=w2, forced_sell=forced, current_by_class=current,
+        forced_cash=forced_cash,
         target_value=hh.target_value(), value=hh.value(), band=float(band),
     )
 
@@ -331,13 +335,16 @@ ROW_FAMILIES = (rows_cash_balance, rows_exposure, rows_tax_budget, rows_turnover
 # -- elastic slacks, for explaining infeasibility ------------------------------------------
 
 def elastic_columns(lay: Layout, blocks: list[RowBlock], row_start: dict[str, int],
-                    n_col: int) -> tuple[list[RowBlock], dict[str, np.ndarray], int]:
-    """Slack columns that let each family be violated at a large price; their values
-    in the elastic solve say which family could not be met."""
+                    n_col: int, families: tuple[str, ...]
+                    ) -> tuple[list[RowBlock], dict[str, np.ndarray], int]:
+    """Slack columns that let each of ``families`` be violated at a large price;
+    their values say which family could not be met."""
     extra: list[RowBlock] = []
     elastic: dict[str, np.ndarray] = {}
     for b in blocks:
         n = len(b.lower)
+        if b.family not in families:
+            continue
         if b.family == "cash_balance":
             # shortfall (money from nowhere) and excess (money that cannot be invested)
             short = n_col + np.arange(n)
@@ -370,8 +377,12 @@ def build(hh: Household, s: ModelSettings, d: Derived | None = None, *,
         lay.rows[b.family] = (n_row, n_row + len(b.lower))
         n_row += len(b.lower)
     cost, lower, upper, integer = cols.cost, cols.lower, cols.upper, cols.integer
-    if elastic:
-        extra, slack, n_col = elastic_columns(lay, blocks, row_start, len(cost))
+    # Withdrawals are raised even at a tax cost: when cash must be raised (or a
+    # no_hold position sold), the budgets give way at a large price, never otherwise.
+    families = (("cash_balance", "tax_budget", "turnover") if elastic
+                else ("tax_budget", "turnover") if d.forced_cash else ())
+    if families:
+        extra, slack, n_col = elastic_columns(lay, blocks, row_start, len(cost), families)
         n_new = n_col - len(cost)
         cost = np.concatenate([cost, np.full(n_new, ELASTIC_PENALTY)])
         lower = np.concatenate([lower, np.zeros(n_new)])

@@ -163,7 +163,11 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
                                f"{rules.wash_sale_days} days of a loss sale"))
 
     # -- budgets ----------------------------------------------------------------------------
-    if hh.tax_budget is not None:
+    # Withdrawals are raised even at a tax cost: budgets bind only households with no
+    # cash to raise and no no_hold position to sell (those go to review instead).
+    must_raise = bool(((hh.withdrawal > 0) | (hh.cash < hh.min_cash))[hh.tradable].any()
+                      or (forced & (q > 0)).any())
+    if hh.tax_budget is not None and not must_raise:
         rate = np.where(long_term(hh.acquired, hh.run_date), hh.lt_rate, hh.st_rate)
         tax = float((rate * np.where(taxable, gain, 0.0)).sum())
         if tax > hh.tax_budget + MONEY_TOL:
@@ -171,7 +175,7 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
                                f"realizes ${tax:,.2f} of tax against a budget of "
                                f"${hh.tax_budget:,.2f}"))
     traded = float((sell * price_l).sum() + (buy_quantity * hh.price[buy_security]).sum())
-    if hh.turnover_limit is not None:
+    if hh.turnover_limit is not None and not must_raise:
         value = float((q * price_l).sum() + hh.cash.sum())
         if traded / 2 > hh.turnover_limit * value + MONEY_TOL:
             v.append(Violation("turnover", hh.household_id,

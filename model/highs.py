@@ -72,6 +72,7 @@ class Solver:
         self._n_col = 0
         self._n_row = 0
         self._integer = False
+        self._int_cols: list[int] = []
 
     # -- model -------------------------------------------------------------------------
     def load(self, lp: LinearProgram) -> None:
@@ -87,6 +88,8 @@ class Solver:
             raise SolverError(f"HiGHS rejected a model of {lp.n_col} columns and {lp.n_row} rows")
         self._n_col, self._n_row = lp.n_col, lp.n_row
         self._integer = bool(lp.integrality is not None and lp.integrality.any())
+        self._int_cols = (list(np.flatnonzero(lp.integrality)) if lp.integrality is not None
+                          else [])
 
     def set_basis(self, col_status: np.ndarray, row_status: np.ndarray) -> bool:
         """Install a saved basis; False (and a cold start) when HiGHS rejects it."""
@@ -113,6 +116,12 @@ class Solver:
     def set_row_bounds(self, row: int, lower: float, upper: float) -> None:
         self._h.changeRowBounds(int(row), float(lower), float(upper))
 
+    def col_bounds(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lp = self._h.getLp()
+        lower = np.asarray(lp.col_lower_)[cols]
+        upper = np.asarray(lp.col_upper_)[cols]
+        return lower, upper
+
     def set_costs(self, cols: np.ndarray, cost: np.ndarray) -> None:
         if len(cols):
             self._h.changeColsCost(len(cols), np.asarray(cols, dtype=np.int32),
@@ -128,6 +137,7 @@ class Solver:
         if integer:
             self._h.changeColsIntegrality(n, idx, np.ones(n, dtype=np.uint8))
             self._integer = True
+            self._int_cols.extend(idx.tolist())
         self._n_col += n
         return idx
 
@@ -147,6 +157,10 @@ class Solver:
             self._h.changeColsIntegrality(len(cols), np.asarray(cols, dtype=np.int32),
                                           np.ones(len(cols), dtype=np.uint8))
             self._integer = True
+            self._int_cols.extend(np.asarray(cols).tolist())
+
+    def integer_columns(self) -> np.ndarray:
+        return np.asarray(self._int_cols, dtype=np.int32)
 
     # -- solve -------------------------------------------------------------------------
     def solve(self) -> SolveResult:

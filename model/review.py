@@ -13,7 +13,8 @@ class ReviewThresholds:
 
 
 def review_reasons(*, status: str, turnover: float, tax_due: float, largest_order: float,
-                   value: float, restricted_traded: bool, t: ReviewThresholds) -> list[str]:
+                   value: float, restricted_traded: bool, t: ReviewThresholds,
+                   budget_overrun: bool = False) -> list[str]:
     """Reasons to route a household to a human; empty means it may auto-execute."""
     why = []
     if status not in ("traded", "no_trade"):
@@ -26,4 +27,6 @@ def review_reasons(*, status: str, turnover: float, tax_due: float, largest_orde
         why.append("large_order")
     if restricted_traded:
         why.append("restricted_trade")
+    if budget_overrun:  # a withdrawal or no_hold sale needed more than the budgets allow
+        why.append("budget_exceeded")
     return why

@@ -23,6 +23,7 @@ from hearth.model.lp import LinearProgram, ModelSettings
 QTY_RTOL = 1e-9
 MONEY_TOL = 0.01
 MAX_ROUNDS = 6
+DUST = 0.005  # dollars: solver noise below half a cent is not a trade
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +70,7 @@ class Outcome:
     wash_conflicts: int = 0
     min_trade_binaries: int = 0
     warm: WarmStart | None = None
+    budget_overrun: dict[str, float] = field(default_factory=dict)  # family -> dollars over
     derived: Derived | None = field(default=None, repr=False)
 
 
@@ -159,6 +161,21 @@ class _Run:
         return r
 
     def solve(self) -> SolveResult:
+        r = self._solve()
+        ints = self.solver.integer_columns()
+        if r.status != SolveStatus.OPTIMAL or len(ints) == 0:
+            return r
+        # A MIP answer satisfies integrality only to a tolerance, and a binary at 1e-7
+        # times a big-M bound is a sliver of a trade: fix every integer column at its
+        # rounded value and solve once more, so the answer is exact.
+        values = np.round(r.x[ints])
+        lo, up = self.solver.col_bounds(ints)
+        self.solver.set_bounds(ints, values, values)
+        polished = self._solve()
+        self.solver.set_bounds(ints, lo, up)
+        return polished if polished.status == SolveStatus.OPTIMAL else r
+
+    def _solve(self) -> SolveResult:
         if self.cap_row is None:
             return self._one()
         assert self.lp is not None
@@ -181,12 +198,12 @@ def _extract(hh: Household, lp: LinearProgram, x: np.ndarray) -> Proposal:
     sell = np.zeros(hh.n_lots)
     np.add.at(sell, lay.sell_lot, x[: lay.n_sell] * lay.sell_mult)
     q = hh.quantity
-    sell = np.where(sell <= QTY_RTOL * np.maximum(q, 1.0), 0.0, sell)
+    sell = np.where(sell * hh.price[hh.lot_security] <= DUST, 0.0, sell)
     sell = np.where(np.abs(sell - q) <= QTY_RTOL * np.maximum(q, 1.0), q, sell)
     sell = np.minimum(sell, q)
     buy = x[lay.buy0: lay.cash0]
     price = hh.price[lay.buy_security]
-    keep = buy * price > 1e-6
+    keep = buy * price > DUST
     return Proposal(sell=sell, buy_account=lay.buy_account[keep],
                     buy_security=lay.buy_security[keep], buy_quantity=buy[keep],
                     final_cash=x[lay.cash0: lay.drift0].copy())
@@ -201,12 +218,13 @@ def wash_conflicts(hh: Household, d: Derived, lp: LinearProgram, x: np.ndarray) 
     """Wash groups that the solution both sells at a loss (taxable) and buys anywhere."""
     lay = lp.layout
     n_g = len(hh.wash_groups)
-    loss_cols = _loss_sell_cols(hh, d, lp) & (x[: lay.n_sell] > 0)
+    sold_value = x[: lay.n_sell] * lay.sell_mult * d.lot_price[lay.sell_lot]
+    loss_cols = _loss_sell_cols(hh, d, lp) & (sold_value > DUST)
     sold = np.zeros(n_g, dtype=bool)
     sold[hh.wash_group[hh.lot_security[lay.sell_lot[loss_cols]]]] = True
     bought = np.zeros(n_g, dtype=bool)
     buy = x[lay.buy0: lay.cash0]
-    bought[hh.wash_group[lay.buy_security[buy * hh.price[lay.buy_security] > 1e-6]]] = True
+    bought[hh.wash_group[lay.buy_security[buy * hh.price[lay.buy_security] > DUST]]] = True
     return np.flatnonzero(sold & bought)
 
 
@@ -308,7 +326,7 @@ def min_trade_violations(hh: Household, lp: LinearProgram, x: np.ndarray,
     bad_sells = []
     position = np.zeros(hh.n_accounts * hh.n_securities)
     np.add.at(position, hh.lot_account * hh.n_securities + hh.lot_security, hh.quantity)
-    for k in np.unique(key[sell_x > 0]):
+    for k in np.unique(key[sell_x * hh.price[hh.lot_security[lots]] > DUST]):
         cols = np.flatnonzero(key == k)
         qty = float(sell_x[cols].sum())
         value = qty * hh.price[k % hh.n_securities]
@@ -317,7 +335,7 @@ def min_trade_violations(hh: Household, lp: LinearProgram, x: np.ndarray,
             bad_sells.append(cols)
     buy = x[lay.buy0: lay.cash0]
     value = buy * hh.price[lay.buy_security]
-    bad_buys = [int(lay.buy0 + j) for j in np.flatnonzero((value > 1e-6) & (value < min_value - MONEY_TOL))]
+    bad_buys = [int(lay.buy0 + j) for j in np.flatnonzero((value > DUST) & (value < min_value - MONEY_TOL))]
     return bad_sells, bad_buys
 
 
@@ -491,7 +509,9 @@ def solve_household(hh: Household, s: ModelSettings, solver: Solver,
                        **common)  # type: ignore[arg-type]
     proposal = _extract(hh, lp, res.x[: lp.n_col])
     status = "traded" if proposal.n_trades else "no_trade"
-    return Outcome(status, None, proposal, **common)  # type: ignore[arg-type]
+    overrun = {k: float(res.x[c].sum()) for k, c in lp.layout.elastic.items()
+               if res.x[c].sum() > MONEY_TOL}
+    return Outcome(status, None, proposal, budget_overrun=overrun, **common)  # type: ignore[arg-type]
 
 
 def realized_by_term(hh: Household, d: Derived, sell: np.ndarray) -> tuple[float, float]:

@@ -163,13 +163,18 @@ def test_exposure_identity_reported_drift_matches_the_trades(run, book):
         assert max_drift == pytest.approx(want_max, abs=1e-6), hid
 
 
-def test_traded_households_end_with_less_drift_on_the_whole(run):
+def test_traded_households_end_inside_their_bands(run):
+    # Inside the band drift is cheap (location and taxes may use it); outside it is
+    # expensive, so nearly every traded household ends within tolerance. The rest
+    # are held back by restrictions, menus, untradable accounts or budgets.
     out, _ = run
     r = read(out, "household_results").to_pydict()
     traded = [i for i, s in enumerate(r["status"]) if s == "traded"]
-    before = np.mean([r["drift_before"][i] for i in traded])
-    after = np.mean([r["drift_after"][i] for i in traded])
-    assert after < 0.5 * before
+    inside = [r["max_drift_after"][i] <= CONFIG.drift_threshold + 1e-6 for i in traded]
+    assert np.mean(inside) >= 0.8
+    before = np.mean([r["max_drift_before"][i] for i in traded])
+    after = np.mean([r["max_drift_after"][i] for i in traded])
+    assert after < 0.6 * before
 
 
 def test_rerun_gives_the_same_rows(run, book, tmp_path):
