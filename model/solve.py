@@ -71,6 +71,7 @@ class Outcome:
     min_trade_binaries: int = 0
     warm: WarmStart | None = None
     budget_overrun: dict[str, float] = field(default_factory=dict)  # family -> dollars over
+    first_solve_seconds: float = 0.0  # the first solve alone, before either/or handling
     derived: Derived | None = field(default=None, repr=False)
 
 
@@ -463,6 +464,7 @@ def solve_household(hh: Household, s: ModelSettings, solver: Solver,
     if s.wash_sale_method == "mip":
         n_wash = _add_wash_binaries(run, hh, d, lp, upper)
     res = run.solve()
+    first_seconds = run.seconds
     saved = None
     if res.status == SolveStatus.OPTIMAL and not res.mip:
         basis = solver.basis()
@@ -496,7 +498,8 @@ def solve_household(hh: Household, s: ModelSettings, solver: Solver,
 
     common = dict(solve_seconds=run.seconds, iterations=run.iterations,
                   warm_started=warm_started, n_col=lp.n_col, n_row=lp.n_row, solves=run.solves,
-                  wash_conflicts=n_wash, min_trade_binaries=n_binaries, derived=d, warm=saved)
+                  wash_conflicts=n_wash, min_trade_binaries=n_binaries, derived=d, warm=saved,
+                  first_solve_seconds=first_seconds)
     if res.status == SolveStatus.INFEASIBLE:
         message = explain_infeasible(hh, d, s, solver)
         return Outcome("infeasible", message, Proposal.empty(hh), **common)  # type: ignore[arg-type]
