@@ -42,6 +42,7 @@ class ShardOutput:
     statuses: dict[str, int]
     n_households: int
     model_cols: list[int] = field(default_factory=list)
+    worker: str = ""  # where it ran (the executor fills it in)
 
 
 class _Columns:

@@ -21,8 +21,10 @@ from hearth.errors import ExecutionError
 
 @ray.remote(num_cpus=1, max_retries=2)
 def _shard_task(task: ShardTask, config: RunConfig) -> ShardOutput:
-    return run_shard(task.prep_root, task.shard, task.run_id, task.run_date, config,
-                     task.warm_root)
+    out = run_shard(task.prep_root, task.shard, task.run_id, task.run_date, config,
+                    task.warm_root)
+    out.worker = ray.get_runtime_context().get_node_id()
+    return out
 
 
 class RayExecutor:
@@ -33,6 +35,7 @@ class RayExecutor:
         self.address = address
         self.workers = workers
         self.in_flight_per_cpu = in_flight_per_cpu
+        self.nodes_used: set[str] = set()
 
     def run(self, tasks: list[ShardTask], config: RunConfig,
             on_result: Callable[[ShardOutput], None]) -> None:
@@ -57,6 +60,7 @@ class RayExecutor:
                         out = ray.get(ref)
                     except ray.exceptions.RayError as e:
                         raise ExecutionError(f"a shard failed on the Ray cluster: {e}") from e
+                    self.nodes_used.add(out.worker)
                     on_result(out)
         finally:
             if started_here:
