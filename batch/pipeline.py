@@ -43,6 +43,7 @@ class ShardOutput:
     n_households: int
     model_cols: list[int] = field(default_factory=list)
     worker: str = ""  # where it ran (the executor fills it in)
+    solved: int = 0  # households that needed at least one solve
 
 
 class _Columns:
@@ -55,6 +56,17 @@ class _Columns:
     def add(self, **row: object) -> None:
         for name, values in self.cols.items():
             values.append(row.get(name))
+
+    def extend(self, n: int, **cols: object) -> None:
+        """Append ``n`` rows at once; a scalar is repeated, a list or array taken as is."""
+        for name, values in self.cols.items():
+            v = cols.get(name)
+            if isinstance(v, np.ndarray):
+                values.extend(v.tolist())
+            elif isinstance(v, list):
+                values.extend(v)
+            else:
+                values.extend([v] * n)
 
     def table(self) -> pa.Table:
         return pa.table({n: pa.array(v, type=self.schema.field(n).type)
@@ -140,6 +152,7 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
     warm_out = _Columns(WARM_SCHEMA)
     statuses: dict[str, int] = {}
     model_cols: list[int] = []
+    solved = 0
 
     for item in inputs:
         hid = item.household_id
@@ -168,6 +181,7 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
         seconds["build"] += spent - outcome.solve_seconds
         if outcome.n_col:
             model_cols.append(outcome.n_col)
+        solved += outcome.solves > 0
         if outcome.warm is not None:
             warm_out.add(household_id=hid, structure=outcome.warm.structure,
                          col_status=outcome.warm.col_status.tobytes(),
@@ -207,6 +221,7 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
         tables={"trades": trades.table(), "household_results": results.table(),
                 "exceptions": exceptions.table(), "warm": warm_out.table()},
         seconds=seconds, statuses=statuses, n_households=len(inputs), model_cols=model_cols,
+        solved=solved,
     )
 
 
@@ -251,22 +266,26 @@ def _report(hh: Household, outcome: Outcome, status: str, message: str | None, p
                                      minlength=len(hh.classes)))
     sell_reasons, buy_reasons = _reasons(hh, d, p, class_change, traded_by_class)
     basis = np.where(hh.quantity > 0, hh.cost_basis * p.sell / hh.quantity, 0.0)
-    for l, reason in zip(sold, sell_reasons):
-        a, s = hh.lot_account[l], hh.lot_security[l]
+    if len(sold):
+        a, s = hh.lot_account[sold], hh.lot_security[sold]
         taxable = hh.account_type[a] == TAXABLE
-        trades.add(run_id=run_id, household_id=hid, account_id=hh.account_ids[a],
-                   security_id=hh.security_ids[s], side="sell", lot_id=hh.lot_ids[l],
-                   quantity=float(p.sell[l]), price=float(hh.price[s]),
-                   notional=float(sell_value[l]),
-                   realized_gain=float(sell_value[l] - basis[l]) if taxable else None,
-                   term=("long" if d.is_long[l] else "short") if taxable else None,
-                   reason=reason)
-    for j, reason in enumerate(buy_reasons):
-        a, s = p.buy_account[j], p.buy_security[j]
-        trades.add(run_id=run_id, household_id=hid, account_id=hh.account_ids[a],
-                   security_id=hh.security_ids[s], side="buy", lot_id=None,
-                   quantity=float(p.buy_quantity[j]), price=float(hh.price[s]),
-                   notional=float(buy_value[j]), realized_gain=None, term=None, reason=reason)
+        gain = sell_value[sold] - basis[sold]
+        trades.extend(
+            len(sold), run_id=run_id, household_id=hid,
+            account_id=[hh.account_ids[i] for i in a], security_id=[hh.security_ids[i] for i in s],
+            side="sell", lot_id=[hh.lot_ids[i] for i in sold], quantity=p.sell[sold],
+            price=hh.price[s], notional=sell_value[sold],
+            realized_gain=[float(g) if t else None for g, t in zip(gain, taxable)],
+            term=[("long" if lg else "short") if t else None
+                  for lg, t in zip(d.is_long[sold], taxable)],
+            reason=sell_reasons)
+    if len(buy_reasons):
+        trades.extend(
+            len(buy_reasons), run_id=run_id, household_id=hid,
+            account_id=[hh.account_ids[i] for i in p.buy_account],
+            security_id=[hh.security_ids[i] for i in p.buy_security], side="buy",
+            quantity=p.buy_quantity, price=hh.price[p.buy_security], notional=buy_value,
+            reason=buy_reasons)
     results.add(
         run_id=run_id, household_id=hid, status=status, message=message, value=value,
         drift_before=float(np.abs(before).sum() / base),

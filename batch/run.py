@@ -169,7 +169,7 @@ def run_book(input_root: str, output: str, run_date: str, config: RunConfig,
         meta = {"shard": out.shard, "households": out.n_households, "statuses": out.statuses,
                 "seconds": out.seconds, "trades": out.tables["trades"].num_rows,
                 "exceptions": out.tables["exceptions"].num_rows,
-                "model_cols": out.model_cols}
+                "model_cols": out.model_cols, "solved": out.solved}
         writer.write_shard(out.shard, out.tables, meta)
         meta["seconds"] = dict(out.seconds, write=time.perf_counter() - t0)
         metas.append(meta)
@@ -188,8 +188,9 @@ def run_book(input_root: str, output: str, run_date: str, config: RunConfig,
     stage = dict.fromkeys(("prepare", *STAGES, "write"), 0.0)
     stage["prepare"] = prep_seconds
     cols: list[int] = []
-    n_trades = n_exc = 0
+    n_trades = n_exc = n_solved = 0
     for m in metas:
+        n_solved += m.get("solved", 0)
         for k, v in m["statuses"].items():
             statuses[k] = statuses.get(k, 0) + v
         for k, v in m["seconds"].items():
@@ -205,7 +206,8 @@ def run_book(input_root: str, output: str, run_date: str, config: RunConfig,
     manifest = {
         "run_id": run_id, "run_date": run_date, "contract_version": hearth.CONTRACT_VERSION,
         "hearth_version": hearth.__version__, "config": config.model_dump(),
-        "inputs": prints, "households": households, "statuses": statuses,
+        "inputs": prints, "households": households, "households_solved": n_solved,
+        "statuses": statuses,
         "trades": n_trades, "exceptions": n_exc,
         "stage_seconds": {k: round(v, 4) for k, v in stage.items()},
         "shards": len(plan.shards), "shard_size": config.shard_size,

@@ -121,14 +121,14 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
                             v.append(Violation("no_hold", f"{hh.account_ids[a]}/"
                                                f"{hh.security_ids[s]}",
                                                f"{position[a, s]:g} shares remain; {what}"))
-    for j in range(len(buy_quantity)):
+    for j in _where(~hh.menu[buy_account, buy_security]):
         a, s = int(buy_account[j]), int(buy_security[j])
-        if not hh.menu[a, s]:
-            v.append(Violation("menu", f"{hh.account_ids[a]}/{hh.security_ids[s]}",
-                               "security is not on the account's menu"))
-        if hh.rank[s] < 1:
-            v.append(Violation("off_model", f"{hh.account_ids[a]}/{hh.security_ids[s]}",
-                               "security is not listed by the household's model"))
+        v.append(Violation("menu", f"{hh.account_ids[a]}/{hh.security_ids[s]}",
+                           "security is not on the account's menu"))
+    for j in _where(hh.rank[buy_security] < 1):
+        a, s = int(buy_account[j]), int(buy_security[j])
+        v.append(Violation("off_model", f"{hh.account_ids[a]}/{hh.security_ids[s]}",
+                           "security is not listed by the household's model"))
 
     # -- wash sales (taxable losses; every account's purchases count) -----------------------
     start = hh.run_date - np.timedelta64(rules.wash_sale_days, "D")
@@ -154,7 +154,7 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
             v.append(Violation("wash_sale_w3", hh.lot_ids[l],
                                f"loss sale while the proposal buys wash group "
                                f"{hh.wash_groups[g]}"))
-    for j in range(len(buy_quantity)):
+    for j in _where(np.isin(hh.wash_group[buy_security], list(recent_loss))):
         g = int(hh.wash_group[buy_security[j]])
         if g in recent_loss:
             v.append(Violation("wash_sale_w2", f"{hh.account_ids[buy_account[j]]}/"

@@ -49,36 +49,38 @@ def holdings_dollars(hh: Household, remaining: np.ndarray) -> np.ndarray:
 
 def naive_baseline(hh: Household, d: Derived) -> tuple[np.ndarray, np.ndarray]:
     """(shares sold per lot, [n_a, n_s] dollars held after) of the naive rebalance."""
-    sell = np.zeros(hh.n_lots)
-    after = holdings_dollars(hh, hh.quantity)
     n_k = len(hh.classes)
     k_cash = hh.cash_class
-    primary = np.full(n_k, -1)
+    before = holdings_dollars(hh, hh.quantity)
+    held_k = np.zeros((hh.n_accounts, n_k))
+    np.add.at(held_k, (slice(None), hh.asset_class), before) if hh.n_securities else None
+    wealth = held_k.sum(axis=1) + hh.cash + hh.contribution - hh.withdrawal
+    target = np.maximum(wealth, 0.0)[:, None] * hh.target[None, :]
+    excess = np.where(hh.tradable[:, None], held_k - target, 0.0)
+    excess[:, k_cash] = 0.0
+    # FIFO within each account x class: a lot is sold as far as the class's excess
+    # is not yet covered by older lots.
+    lot_class = hh.asset_class[hh.lot_security]
+    group = hh.lot_account * n_k + lot_class
+    order = np.lexsort((np.asarray(hh.lot_ids), hh.acquired, group))
+    value = hh.quantity[order] * d.lot_price[order]
+    g = group[order]
+    cum = np.cumsum(value)
+    start = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1] if len(g) else np.zeros(0, int)
+    first = np.repeat(cum[start] - value[start], np.diff(np.r_[start, len(g)]))
+    before_lot = cum - value - first
+    need = np.maximum(excess.reshape(-1)[g], 0.0)
+    sold_value = np.clip(need - before_lot, 0.0, value)
+    sell = np.zeros(hh.n_lots)
+    sell[order] = sold_value / d.lot_price[order]
+    after = holdings_dollars(hh, hh.quantity - sell)
     listed = np.flatnonzero(hh.rank == 1)
+    primary = np.full(n_k, -1)
     primary[hh.asset_class[listed[::-1]]] = listed[::-1]  # first listed primary per class
-    order = np.lexsort((np.asarray(hh.lot_ids), hh.acquired))  # FIFO, ties by lot id
-    for a in np.flatnonzero(hh.tradable):
-        held = after[a]
-        by_class = np.bincount(hh.asset_class, weights=held, minlength=n_k)
-        wealth = by_class.sum() + hh.cash[a] + hh.contribution[a] - hh.withdrawal[a]
-        target = hh.target * max(wealth, 0.0)
-        for k in np.flatnonzero(by_class - target > 0.01):
-            if k == k_cash:
-                continue
-            excess = by_class[k] - target[k]
-            for l in order:
-                if excess <= 0:
-                    break
-                if hh.lot_account[l] != a or hh.asset_class[hh.lot_security[l]] != k:
-                    continue
-                p = d.lot_price[l]
-                take = min(hh.quantity[l], excess / p)
-                sell[l] = take
-                after[a, hh.lot_security[l]] -= take * p
-                excess -= take * p
-        for k in np.flatnonzero(target - by_class > 0.01):
-            if k != k_cash and primary[k] >= 0:
-                after[a, primary[k]] += target[k] - by_class[k]
+    short = np.where(hh.tradable[:, None], np.maximum(target - held_k, 0.0), 0.0)
+    short[:, k_cash] = 0.0
+    a_idx, k_idx = np.nonzero((short > 0.01) & (primary >= 0)[None, :])
+    np.add.at(after, (a_idx, primary[k_idx]), short[a_idx, k_idx])
     return sell, after
 
 

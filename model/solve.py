@@ -267,9 +267,9 @@ def _resolve_wash(run: _Run, hh: Household, d: Derived, lp: LinearProgram,
         lower[forbid] = 0.0
         upper[forbid] = 0.0
         run.solver.set_bounds(forbid, lower[forbid], upper[forbid])
+        # The chosen trial's answer stands; the solver's basis may be the other trial's,
+        # which only gives the next solve a different (still valid) start.
         res = trials[best]
-        if best == 0:  # the last solve was the other trial: solve the chosen one again
-            res = run.solve()
     raise SolverError("wash-sale resolution did not converge")
 
 
@@ -321,22 +321,20 @@ def min_trade_violations(hh: Household, lp: LinearProgram, x: np.ndarray,
     """Sell lines (columns per account x security) and buy columns below the minimum
     that do not close the position."""
     lay = lp.layout
-    sell_x = x[: lay.n_sell] * lay.sell_mult
     lots = lay.sell_lot
+    n_pos = hh.n_accounts * hh.n_securities
     key = hh.lot_account[lots] * hh.n_securities + hh.lot_security[lots]
-    bad_sells = []
-    position = np.zeros(hh.n_accounts * hh.n_securities)
-    np.add.at(position, hh.lot_account * hh.n_securities + hh.lot_security, hh.quantity)
-    for k in np.unique(key[sell_x * hh.price[hh.lot_security[lots]] > DUST]):
-        cols = np.flatnonzero(key == k)
-        qty = float(sell_x[cols].sum())
-        value = qty * hh.price[k % hh.n_securities]
-        closes = abs(qty - position[k]) <= QTY_RTOL * max(position[k], 1.0)
-        if value < min_value - MONEY_TOL and not closes:
-            bad_sells.append(cols)
+    shares = x[: lay.n_sell] * lay.sell_mult
+    sold = np.bincount(key, weights=shares, minlength=n_pos)
+    position = np.bincount(hh.lot_account * hh.n_securities + hh.lot_security,
+                           weights=hh.quantity, minlength=n_pos)
+    value = sold * np.tile(hh.price, hh.n_accounts)
+    closes = np.abs(sold - position) <= QTY_RTOL * np.maximum(position, 1.0)
+    bad = (value > DUST) & (value < min_value - MONEY_TOL) & ~closes
+    bad_sells = [np.flatnonzero(key == k) for k in np.flatnonzero(bad)]
     buy = x[lay.buy0: lay.cash0]
-    value = buy * hh.price[lay.buy_security]
-    bad_buys = [int(lay.buy0 + j) for j in np.flatnonzero((value > DUST) & (value < min_value - MONEY_TOL))]
+    bvalue = buy * hh.price[lay.buy_security]
+    bad_buys = [int(lay.buy0 + j) for j in np.flatnonzero((bvalue > DUST) & (bvalue < min_value - MONEY_TOL))]
     return bad_sells, bad_buys
 
 
