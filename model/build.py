@@ -32,6 +32,7 @@ from hearth.model.tax import long_term
 
 ELASTIC_PENALTY = 1_000.0  # dollars of objective per dollar of violated constraint
 GAIN_EPS = 1e-9  # gain per share below which a lot counts as a loss
+TIE_BREAK = 1e-6  # objective dollars per traded dollar, varied by column position
 
 
 @dataclass(frozen=True, eq=False)
@@ -222,6 +223,16 @@ def columns(hh: Household, d: Derived, s: ModelSettings) -> Columns:
     drift_cost = np.tile([s.drift_weight_in, s.drift_weight_out,
                           s.drift_weight_in, s.drift_weight_out], n_k)
 
+    # Break ties deterministically (two lots with the same gain per share, two alike
+    # accounts that could swap what they buy): a cost far below a cent per trade that
+    # differs quasi-randomly by the column's stable position (quadratic in it: a
+    # linear pattern cancels around swap cycles between alike accounts), so one
+    # optimum wins whatever the starting basis.
+    trade_cols = len(lots) + len(buy_account)
+    j = 1.0 + np.arange(trade_cols)
+    tie = TIE_BREAK * (1.0 + np.modf(j * j * 0.6180339887498949)[0])
+    sell_cost = sell_cost + tie[: len(lots)] * sell_mult * p_l
+    buy_cost = buy_cost + tie[len(lots):] * p_b
     cost = np.concatenate([sell_cost, buy_cost, np.zeros(n_a), drift_cost])
     lower = np.concatenate([sell_lower, np.zeros(len(buy_account)), cash_lower, np.zeros(4 * n_k)])
     upper = np.concatenate([sell_upper, buy_upper, cash_upper, drift_upper])
