@@ -63,6 +63,9 @@ class RunConfig(BaseModel):
     """HiGHS presolve; off by default: household LPs are small and solve faster without it."""
     warm_start: bool = True
     """Reuse the previous night's basis when a household's structure is unchanged."""
+    duckdb_memory_limit: str = "256MB"
+    """DuckDB's memory cap for reading, validating and sharding the whole book (it
+    spills to disk beyond it), so the driver's memory does not grow with the book."""
     shard_size: int = Field(250, ge=1)
     """Households per shard (the unit of work and of memory)."""
     failure_rate_limit: float = Field(0.05, ge=0, le=1)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import duckdb
 import numpy as np
 
 import hearth
@@ -127,7 +128,9 @@ def run_book(input_root: str, output: str, run_date: str, config: RunConfig,
     """Run the nightly job; raises InputError for unreadable input."""
     t_start = time.perf_counter()
     np.datetime64(run_date, "D")  # raises on a malformed date before any work
-    con = open_book(input_root)
+    con = duckdb.connect(config={"memory_limit": config.duckdb_memory_limit,
+                                 "preserve_insertion_order": False})
+    open_book(input_root, con)
     prints = fingerprints(con)
     run_id = make_run_id(run_date, prints, config)
     writer = RunWriter(output, run_date, run_id)
