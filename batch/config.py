@@ -66,7 +66,7 @@ class RunConfig(BaseModel):
     duckdb_memory_limit: str = "256MB"
     """DuckDB's memory cap for reading, validating and sharding the whole book (it
     spills to disk beyond it), so the driver's memory does not grow with the book."""
-    shard_size: int = Field(250, ge=1)
+    shard_size: int = Field(500, ge=1)
     """Households per shard (the unit of work and of memory)."""
     failure_rate_limit: float = Field(0.05, ge=0, le=1)
     """Share of households in error/infeasible above which the run exits with code 3."""

@@ -119,7 +119,7 @@ def main() -> None:
     ap.add_argument("--executor", choices=["local", "ray"], default="local")
     ap.add_argument("--address", default=None)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--shard-size", type=int, default=250)
+    ap.add_argument("--shard-size", type=int, default=RunConfig().shard_size)
     ap.add_argument("--floor-sample", type=int, default=2000)
     ap.add_argument("--cvxpy-sample", type=int, default=200)
     ap.add_argument("--keep-output", action="store_true")

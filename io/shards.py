@@ -108,18 +108,28 @@ class ShardTables:
     tables: dict[str, pa.Table]
 
 
+_REFERENCE_CACHE: dict[str, dict[str, pa.Table]] = {}
+
+
+def read_reference(root: str, con: duckdb.DuckDBPyConnection) -> dict[str, pa.Table]:
+    """The shared tables of a prepared book, read once per process."""
+    if root not in _REFERENCE_CACHE:
+        _REFERENCE_CACHE.clear()  # one prepared book at a time per worker process
+        _REFERENCE_CACHE[root] = {
+            t: con.sql(f"SELECT * FROM read_parquet({_sql_path(os.path.join(root, t + '.parquet'))})"
+                       ).to_arrow_table() for t in REFERENCE}
+    return _REFERENCE_CACHE[root]
+
+
 def read_shard(root: str, shard: int, con: duckdb.DuckDBPyConnection | None = None) -> ShardTables:
     """Read one shard's rows through DuckDB; the partition folder is the filter."""
     con = con if con is not None else duckdb.connect()
-    out: dict[str, pa.Table] = {}
-    for table in list(PER_HOUSEHOLD) + list(REFERENCE):
-        if table in REFERENCE:
-            path = os.path.join(root, table + ".parquet")
-        else:
-            path = os.path.join(root, table, f"shard={shard}")
-            # a shard with no rows of this table has no folder: read the empty schema file
-            path = (os.path.join(path, "*.parquet") if os.path.isdir(path)
-                    else os.path.join(root, f"{table}.empty.parquet"))
-        order = f" ORDER BY {ORDER[table]}" if table in ORDER else ""
-        out[table] = con.sql(f"SELECT * FROM read_parquet({_sql_path(path)}){order}").to_arrow_table()
+    out: dict[str, pa.Table] = dict(read_reference(root, con))
+    for table in PER_HOUSEHOLD:
+        path = os.path.join(root, table, f"shard={shard}")
+        # a shard with no rows of this table has no folder: read the empty schema file
+        path = (os.path.join(path, "*.parquet") if os.path.isdir(path)
+                else os.path.join(root, f"{table}.empty.parquet"))
+        out[table] = con.sql(f"SELECT * FROM read_parquet({_sql_path(path)}) "
+                             f"ORDER BY {ORDER[table]}").to_arrow_table()
     return ShardTables(shard=shard, tables=out)

@@ -170,6 +170,8 @@ class _Run:
         # times a big-M bound is a sliver of a trade: fix every integer column at its
         # rounded value and solve once more, so the answer is exact.
         values = np.round(r.x[ints])
+        if np.abs(r.x[ints] - values).max() <= 1e-12:
+            return r  # already exact
         lo, up = self.solver.col_bounds(ints)
         self.solver.set_bounds(ints, values, values)
         polished = self._solve()
