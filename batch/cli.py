@@ -88,6 +88,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _run(book, out, DEFAULT_AS_OF, args.config, args.executor, None, args.workers)
 
 
+def _date(text: str) -> str:
+    """An ISO date (YYYY-MM-DD); argparse turns a bad one into exit code 2."""
+    import datetime
+
+    try:
+        return datetime.date.fromisoformat(text).isoformat()
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from e
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hearth", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -96,7 +106,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("output")
     g.add_argument("--households", type=int, required=True)
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--as-of", default="2026-11-20", help="the run date the book is made for")
+    g.add_argument("--as-of", default="2026-11-20", type=_date,
+                   help="the run date the book is made for")
     g.add_argument("--bad-fraction", type=float, default=0.002,
                    help="share of households given bad data on purpose")
     g.set_defaults(fn=_cmd_generate)
@@ -104,7 +115,7 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the nightly job")
     r.add_argument("input")
     r.add_argument("output")
-    r.add_argument("--run-date", required=True)
+    r.add_argument("--run-date", required=True, type=_date)
     r.add_argument("--config")
     r.add_argument("--executor", choices=["local", "ray"], default="local")
     r.add_argument("--address", help="Ray cluster address (ray executor)")
@@ -113,7 +124,7 @@ def parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="run the data checks alone")
     v.add_argument("input")
-    v.add_argument("--run-date")
+    v.add_argument("--run-date", type=_date)
     v.add_argument("--output", help="write exceptions to this Parquet file instead of stdout")
     v.set_defaults(fn=_cmd_validate)
 

@@ -63,7 +63,7 @@ class RunConfig(BaseModel):
     """HiGHS presolve; off by default: household LPs are small and solve faster without it."""
     warm_start: bool = True
     """Reuse the previous night's basis when a household's structure is unchanged."""
-    duckdb_memory_limit: str = "256MB"
+    duckdb_memory_limit: str = "128MB"
     """DuckDB's memory cap for reading, validating and sharding the whole book (it
     spills to disk beyond it), so the driver's memory does not grow with the book."""
     shard_size: int = Field(500, ge=1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -134,6 +135,8 @@ def run_book(input_root: str, output: str, run_date: str, config: RunConfig,
     prints = fingerprints(con)
     run_id = make_run_id(run_date, prints, config)
     writer = RunWriter(output, run_date, run_id)
+    spill = os.path.join(writer.staging, "duckdb.tmp")
+    con.execute(f"SET temp_directory = '{spill}'")  # past the memory cap DuckDB spills here
     prep_info = writer.prep_done()
     t_prep = time.perf_counter()
     if prep_info is None:

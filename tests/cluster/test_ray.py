@@ -32,13 +32,22 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
     port = _free_port()
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    # Hermetic: no token auth (a token file left in ~/.ray by an earlier local
+    # ray.init must not split the cluster), for the nodes and for this driver.
+    overrides = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    saved = {k: os.environ.get(k) for k in overrides}
+    os.environ.update(overrides)
+    env = dict(os.environ)
     common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
     head = [RAY, "start", "--head", f"--port={port}", "--include-dashboard=false", *common]
     worker = [RAY, "start", f"--address=127.0.0.1:{port}", *common]
+    def start(cmd: list[str]) -> None:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}"
+
     try:
-        subprocess.run(head, check=True, env=env, capture_output=True, timeout=120)
-        subprocess.run(worker, check=True, env=env, capture_output=True, timeout=120)
+        start(head)
+        start(worker)
         for _ in range(60):  # the second node takes a moment to register
             status = subprocess.run([RAY, "status", f"--address=127.0.0.1:{port}"], env=env,
                                     capture_output=True, text=True, timeout=60)
@@ -49,6 +58,11 @@ def ray_cluster(tmp_path_factory):
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _tables(out: str) -> dict:
