@@ -256,7 +256,8 @@ def _report(hh: Household, outcome: Outcome, status: str, message: str | None, p
                       or (d.no_sell[hh.lot_account, hh.lot_security] & (p.sell > 0)).any())
     why = review_reasons(status=status, turnover=turnover, tax_due=due, largest_order=largest,
                          value=value, restricted_traded=restricted, t=thresholds,
-                         budget_overrun=bool(outcome.budget_overrun) and status == "traded")
+                         budget_overrun=bool(outcome.budget_overrun) and status == "traded",
+                         solver_limit=outcome.mip_limited and status == "traded")
 
     sold = np.flatnonzero(p.sell > 0)
     class_change = after_hold - d.current_by_class

@@ -50,13 +50,15 @@ class SolveResult:
     iterations: int
     seconds: float
     mip: bool
+    limited: bool = False  # a MIP stopped at its node limit with a feasible answer
 
 
 class Solver:
     """A reusable single-threaded HiGHS instance."""
 
     def __init__(self, *, time_limit: float = 10.0, presolve: bool = False,
-                 mip_rel_gap: float = 1e-4, mip_abs_gap: float = 1.0) -> None:
+                 mip_rel_gap: float = 1e-4, mip_abs_gap: float = 1.0,
+                 mip_max_nodes: int = 1000) -> None:
         h = highspy.Highs()
         h.silent()
         h.setOptionValue("threads", 1)
@@ -66,6 +68,9 @@ class Solver:
         # (or 0.01%) of the best bound; proving more only burns the nightly window.
         h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
         h.setOptionValue("mip_abs_gap", float(mip_abs_gap))
+        # A node limit (not a clock) bounds hard MIPs, so the answer is the same on
+        # any machine; the best feasible answer at the limit is used and flagged.
+        h.setOptionValue("mip_max_nodes", int(mip_max_nodes))
         h.setOptionValue("random_seed", 0)
         self._h = h
         self._time_limit = float(time_limit)
@@ -180,7 +185,12 @@ class Solver:
         if self._integer:
             iterations = max(iterations, int(getattr(info, "mip_total_lp_iterations", 0) or 0))
         x = np.asarray(self._h.getSolution().col_value, dtype=np.float64)
+        limited = False
+        if (self._integer and self._h.getModelStatus() == highspy.HighsModelStatus.kSolutionLimit
+                and info.primal_solution_status == 2 and len(x) == self._n_col):
+            status, limited = SolveStatus.OPTIMAL, True
         if status == SolveStatus.OPTIMAL and len(x) != self._n_col:
             status = SolveStatus.ERROR
         return SolveResult(status=status, x=x, objective=float(info.objective_function_value),
-                           iterations=iterations, seconds=seconds, mip=self._integer)
+                           iterations=iterations, seconds=seconds, mip=self._integer,
+                           limited=limited)

@@ -14,7 +14,7 @@ class ReviewThresholds:
 
 def review_reasons(*, status: str, turnover: float, tax_due: float, largest_order: float,
                    value: float, restricted_traded: bool, t: ReviewThresholds,
-                   budget_overrun: bool = False) -> list[str]:
+                   budget_overrun: bool = False, solver_limit: bool = False) -> list[str]:
     """Reasons to route a household to a human; empty means it may auto-execute."""
     why = []
     if status not in ("traded", "no_trade"):
@@ -29,4 +29,6 @@ def review_reasons(*, status: str, turnover: float, tax_due: float, largest_orde
         why.append("restricted_trade")
     if budget_overrun:  # a withdrawal or no_hold sale needed more than the budgets allow
         why.append("budget_exceeded")
+    if solver_limit:  # feasible and checked, but not proven optimal
+        why.append("solver_limit")
     return why

@@ -72,6 +72,7 @@ class Outcome:
     warm: WarmStart | None = None
     budget_overrun: dict[str, float] = field(default_factory=dict)  # family -> dollars over
     first_solve_seconds: float = 0.0  # the first solve alone, before either/or handling
+    mip_limited: bool = False  # a MIP stopped at its node limit (feasible, maybe not optimal)
     derived: Derived | None = field(default=None, repr=False)
 
 
@@ -144,6 +145,7 @@ class _Run:
         self.seconds = 0.0
         self.iterations = 0
         self.solves = 0
+        self.limited = False
         self.lp = lp
         self.cap_row: int | None = None
         if lexicographic and lp is not None:
@@ -156,6 +158,7 @@ class _Run:
 
     def _one(self) -> SolveResult:
         r = self.solver.solve()
+        self.limited |= r.limited
         self.seconds += r.seconds
         self.iterations += r.iterations
         self.solves += 1
@@ -499,7 +502,7 @@ def solve_household(hh: Household, s: ModelSettings, solver: Solver,
     common = dict(solve_seconds=run.seconds, iterations=run.iterations,
                   warm_started=warm_started, n_col=lp.n_col, n_row=lp.n_row, solves=run.solves,
                   wash_conflicts=n_wash, min_trade_binaries=n_binaries, derived=d, warm=saved,
-                  first_solve_seconds=first_seconds)
+                  first_solve_seconds=first_seconds, mip_limited=run.limited)
     if res.status == SolveStatus.INFEASIBLE:
         message = explain_infeasible(hh, d, s, solver)
         return Outcome("infeasible", message, Proposal.empty(hh), **common)  # type: ignore[arg-type]
