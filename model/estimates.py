@@ -52,8 +52,7 @@ def naive_baseline(hh: Household, d: Derived) -> tuple[np.ndarray, np.ndarray]:
     n_k = len(hh.classes)
     k_cash = hh.cash_class
     before = holdings_dollars(hh, hh.quantity)
-    held_k = np.zeros((hh.n_accounts, n_k))
-    np.add.at(held_k, (slice(None), hh.asset_class), before) if hh.n_securities else None
+    held_k = before @ np.eye(n_k)[hh.asset_class]  # dollars per account x class
     wealth = held_k.sum(axis=1) + hh.cash + hh.contribution - hh.withdrawal
     target = np.maximum(wealth, 0.0)[:, None] * hh.target[None, :]
     excess = np.where(hh.tradable[:, None], held_k - target, 0.0)
