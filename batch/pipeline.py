@@ -27,7 +27,8 @@ from hearth.model.checker import check_proposal
 from hearth.model.estimates import estimate
 from hearth.model.highs import Solver
 from hearth.model.household import TAXABLE, Household
-from hearth.model.review import review_reasons
+from hearth.model.lp import ModelSettings
+from hearth.model.review import ReviewThresholds, review_reasons
 from hearth.model.solve import Outcome, Proposal, drift_by_class, realized_by_term, solve_household
 from hearth.model.tax import tax_due
 
@@ -208,7 +209,7 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
                         solve_ms=0.0, iterations=0, warm_started=False)
             statuses["error"] = statuses.get("error", 0) + 1
             continue
-        _report(hh, outcome, status, message, p, run_id, config, thresholds, trades, results)
+        _report(hh, outcome, status, message, p, run_id, settings, thresholds, trades, results)
         if status in ("infeasible", "rejected") or (status == "error" and not crashed):
             exceptions.add(run_id=run_id, table="households", household_id=hid, record_id=hid,
                            code="solver_error" if status == "error" else status,
@@ -226,7 +227,7 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
 
 
 def _report(hh: Household, outcome: Outcome, status: str, message: str | None, p: Proposal,
-            run_id: str, config: RunConfig, thresholds, trades: _Columns,
+            run_id: str, settings: ModelSettings, thresholds: ReviewThresholds, trades: _Columns,
             results: _Columns) -> None:
     d = outcome.derived
     assert d is not None
@@ -246,7 +247,7 @@ def _report(hh: Household, outcome: Outcome, status: str, message: str | None, p
                   carryforward_lt=hh.loss_carryforward_lt, st_rate=hh.st_rate,
                   lt_rate=hh.lt_rate, ordinary_rate=hh.ordinary_rate,
                   filing_status=hh.filing_status)
-    est = estimate(hh, d, config.model_settings(), p.sell, p.buy_account, p.buy_security,
+    est = estimate(hh, d, settings, p.sell, p.buy_account, p.buy_security,
                    p.buy_quantity)
     # order lines: sells summed per account x security, buys per line
     lines = np.zeros((hh.n_accounts, hh.n_securities))

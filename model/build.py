@@ -105,7 +105,7 @@ def wash_windows(hh: Household, days: int) -> tuple[np.ndarray, np.ndarray]:
     loss_sold = np.zeros(n_g, dtype=bool)
     in_window = (hh.txn_date >= start) & (hh.txn_date <= hh.run_date)
     purchased[hh.txn_group[in_window & hh.txn_buy]] = True
-    loss = in_window & ~hh.txn_buy & (np.nan_to_num(hh.txn_realized_gain, nan=0.0) < 0)
+    loss = in_window & ~hh.txn_buy & (hh.txn_realized_gain < 0)  # nan compares False
     loss_sold[hh.txn_group[loss]] = True
     recent_lots = hh.acquired >= start
     purchased[hh.wash_group[hh.lot_security[recent_lots]]] = True
@@ -219,9 +219,9 @@ def columns(hh: Household, d: Derived, s: ModelSettings) -> Columns:
 
     # drift parts per class: over-in, over-out, under-in, under-out
     in_cap = d.band * max(d.target_value, 0.0)
-    drift_upper = np.tile([in_cap, np.inf, in_cap, np.inf], n_k)
-    drift_cost = np.tile([s.drift_weight_in, s.drift_weight_out,
-                          s.drift_weight_in, s.drift_weight_out], n_k)
+    drift_upper = np.array([in_cap, np.inf, in_cap, np.inf] * n_k)
+    drift_cost = np.array([s.drift_weight_in, s.drift_weight_out,
+                           s.drift_weight_in, s.drift_weight_out] * n_k)
 
     # Break ties deterministically (two lots with the same gain per share, two alike
     # accounts that could swap what they buy): a cost far below a cent per trade that
@@ -286,7 +286,7 @@ def rows_exposure(hh: Household, d: Derived, lay: Layout) -> RowBlock:
     k_cash = hh.cash_class
     buy_cols = lay.buy0 + np.arange(len(lay.buy_account))
     drift_rows = np.repeat(np.arange(n_k), 4)
-    drift_vals = np.tile([-1.0, -1.0, 1.0, 1.0], n_k)
+    drift_vals = np.array([-1.0, -1.0, 1.0, 1.0] * n_k)
     rhs = hh.target * d.target_value - d.current_by_class - hh.held_away
     return RowBlock(
         family="exposure", lower=rhs, upper=rhs.copy(),

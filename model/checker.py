@@ -80,19 +80,17 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
     spent = np.bincount(buy_account, minlength=hh.n_accounts,
                         weights=buy_quantity * hh.price[buy_security] * (1 + cost[buy_security]))
     cash = hh.cash + hh.contribution - hh.withdrawal + proceeds - spent
-    for a in range(hh.n_accounts):
-        acct = hh.account_ids[a]
-        if abs(cash[a] - final_cash[a]) > MONEY_TOL:
-            v.append(Violation("cash_balance", acct, f"final cash {final_cash[a]:,.2f} does not "
-                               f"match the trades, which leave {cash[a]:,.2f}"))
-        floor = hh.min_cash[a] if hh.tradable[a] else 0.0
-        if cash[a] < floor - MONEY_TOL:
-            rule = "withdrawal_funded" if hh.withdrawal[a] > 0 else "min_cash"
-            v.append(Violation(rule, acct, f"cash after trading {cash[a]:,.2f} is below "
-                               f"{floor:,.2f}"))
-        if hh.tradable[a] and cash[a] > hh.max_cash[a] + MONEY_TOL:
-            v.append(Violation("max_cash", acct, f"cash after trading {cash[a]:,.2f} exceeds "
-                               f"max_cash {hh.max_cash[a]:,.2f}"))
+    floor = np.where(hh.tradable, hh.min_cash, 0.0)
+    for a in _where(np.abs(cash - final_cash) > MONEY_TOL):
+        v.append(Violation("cash_balance", hh.account_ids[a], f"final cash {final_cash[a]:,.2f} "
+                           f"does not match the trades, which leave {cash[a]:,.2f}"))
+    for a in _where(cash < floor - MONEY_TOL):
+        rule = "withdrawal_funded" if hh.withdrawal[a] > 0 else "min_cash"
+        v.append(Violation(rule, hh.account_ids[a], f"cash after trading {cash[a]:,.2f} is below "
+                           f"{floor[a]:,.2f}"))
+    for a in _where(hh.tradable & (cash > hh.max_cash + MONEY_TOL)):
+        v.append(Violation("max_cash", hh.account_ids[a], f"cash after trading {cash[a]:,.2f} "
+                           f"exceeds max_cash {hh.max_cash[a]:,.2f}"))
 
     # -- restrictions, menus, model ---------------------------------------------------------
     position = np.zeros((hh.n_accounts, hh.n_securities))
@@ -142,7 +140,7 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
     recent_buy |= set(group_of_lot[hh.acquired >= start].tolist())
     recent_loss = set(hh.txn_group[(hh.txn_date >= start) & (hh.txn_date <= hh.run_date)
                                    & ~hh.txn_buy
-                                   & (np.nan_to_num(hh.txn_realized_gain) < 0)].tolist())
+                                   & (hh.txn_realized_gain < 0)].tolist())
     bought_groups = set(hh.wash_group[buy_security].tolist())
     for l in _where(loss_sale):
         g = int(group_of_lot[l])

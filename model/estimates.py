@@ -61,7 +61,8 @@ def naive_baseline(hh: Household, d: Derived) -> tuple[np.ndarray, np.ndarray]:
     # is not yet covered by older lots.
     lot_class = hh.asset_class[hh.lot_security]
     group = hh.lot_account * n_k + lot_class
-    order = np.lexsort((np.asarray(hh.lot_ids), hh.acquired, group))
+    # ties in acquired date go by lot position (the contract's lot order, by lot id)
+    order = np.lexsort((np.arange(hh.n_lots), hh.acquired, group))
     value = hh.quantity[order] * d.lot_price[order]
     g = group[order]
     cum = np.cumsum(value)

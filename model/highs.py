@@ -101,16 +101,15 @@ class Solver:
         if len(col_status) != self._n_col or len(row_status) != self._n_row:
             return False
         basis = highspy.HighsBasis()
-        basis.col_status = [_BASIS_FROM_INT[int(v)] for v in col_status]
-        basis.row_status = [_BASIS_FROM_INT[int(v)] for v in row_status]
+        basis.col_status = [_BASIS_FROM_INT[v] for v in col_status.tolist()]
+        basis.row_status = [_BASIS_FROM_INT[v] for v in row_status.tolist()]
         return bool(self._h.setBasis(basis) == highspy.HighsStatus.kOk)
 
     def basis(self) -> tuple[np.ndarray, np.ndarray] | None:
         b = self._h.getBasis()
         if not b.valid:
             return None
-        return (np.fromiter((int(v) for v in b.col_status), dtype=np.int8, count=self._n_col),
-                np.fromiter((int(v) for v in b.row_status), dtype=np.int8, count=self._n_row))
+        return np.array(b.col_status, dtype=np.int8), np.array(b.row_status, dtype=np.int8)
 
     def set_bounds(self, cols: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
         if len(cols):

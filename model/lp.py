@@ -117,13 +117,11 @@ class LinearProgram:
 
         lay = self.layout
         h = hashlib.blake2b(digest_size=12)
-        for part in (
-            [lot_ids[i] for i in lay.sell_lot],
-            lay.sell_mult.tolist(),
-            [f"{account_ids[a]}|{security_ids[s]}" for a, s in zip(lay.buy_account, lay.buy_security)],
-            list(account_ids),
-            list(classes),
-            sorted(f"{k}:{v}" for k, v in lay.rows.items()),
-        ):
-            h.update(repr(part).encode())
+        for names in (lot_ids, account_ids, security_ids, classes):
+            h.update("\x1f".join(names).encode())
+            h.update(b"\x1e")
+        for arr in (lay.sell_lot, lay.sell_mult, lay.buy_account, lay.buy_security):
+            h.update(np.ascontiguousarray(arr).tobytes())
+            h.update(b"\x1e")
+        h.update(repr(sorted(lay.rows.items())).encode())
         return h.hexdigest()
