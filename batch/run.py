@@ -30,6 +30,9 @@ from hearth.io.validate import exceptions_table, validate
 from hearth.io.write import RunWriter, previous_warm_state
 
 
+VALIDATION = -1  # the pseudo-shard that carries the whole-book validation exceptions
+
+
 @dataclass(frozen=True)
 class ShardTask:
     prep_root: str
@@ -143,7 +146,7 @@ def run_book(input_root: str, output: str, run_date: str, config: RunConfig,
         validate(con, run_date)
         exc = exceptions_table(con, run_id)
         plan = prepare(con, writer.prep_root, config.shard_size)
-        writer.write_shard(-1, {"exceptions": exc}, {"validation_exceptions": exc.num_rows})
+        writer.write_shard(VALIDATION, {"exceptions": exc}, {"validation_exceptions": exc.num_rows})
         prep_info = {"shards": list(plan.shards),
                      "households_per_shard": list(plan.households_per_shard),
                      "validation_exceptions": exc.num_rows}

@@ -76,8 +76,13 @@ class RunWriter:
     def mark_prep_done(self, info: dict[str, Any]) -> None:
         _atomic_write_text(os.path.join(self.staging, "prep.json"), json.dumps(info))
 
+    @staticmethod
+    def _part(shard: int) -> str:
+        """A shard's file stem; shard -1 holds the whole-book validation exceptions."""
+        return "validation" if shard < 0 else f"{shard:05d}"
+
     def _marker(self, shard: int) -> str:
-        return os.path.join(self.staging, "_done", f"{shard:05d}.json")
+        return os.path.join(self.staging, "_done", f"{self._part(shard)}.json")
 
     def finished(self, shard: int) -> dict[str, Any] | None:
         path = self._marker(shard)
@@ -92,7 +97,7 @@ class RunWriter:
                 continue
             folder = os.path.join(self.staging, name)
             os.makedirs(folder, exist_ok=True)
-            path = os.path.join(folder, f"part-{shard:05d}.parquet")
+            path = os.path.join(folder, f"part-{self._part(shard)}.parquet")
             pq.write_table(table.cast(TABLES[name]), path + ".tmp")
             os.replace(path + ".tmp", path)
         _atomic_write_text(self._marker(shard), json.dumps(meta))
