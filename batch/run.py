@@ -103,8 +103,9 @@ class Progress:
         rate = self.done / elapsed if elapsed > 0 else 0.0
         left = (self.total - self.done) / rate if rate > 0 else float("nan")
         if self.tty:
+            eta = f"{left:,.0f}s left" if left == left else "starting"
             self.stream.write(f"\r{self.done:,}/{self.total:,} households  {rate:,.0f}/s  "
-                              f"{left:,.0f}s left   ")
+                              f"{eta}   ")
             if self.done >= self.total:
                 self.stream.write("\n")
             self.stream.flush()
