@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -28,7 +29,6 @@ from hearth.io.read import fingerprints, open_book
 from hearth.io.shards import ShardPlan, prepare
 from hearth.io.validate import exceptions_table, validate
 from hearth.io.write import RunWriter, previous_warm_state
-
 
 VALIDATION = -1  # the pseudo-shard that carries the whole-book validation exceptions
 
@@ -144,6 +144,7 @@ def run_book(input_root: str, output: str, run_date: str, config: RunConfig,
     prep_info = writer.prep_done()
     t_prep = time.perf_counter()
     if prep_info is None:
+        shutil.rmtree(writer.prep_root, ignore_errors=True)  # a half-written earlier attempt
         validate(con, run_date)
         exc = exceptions_table(con, run_id)
         plan = prepare(con, writer.prep_root, config.shard_size)

@@ -122,10 +122,9 @@ class RunWriter:
                 shutil.rmtree(old)
         os.makedirs(os.path.dirname(mpath), exist_ok=True)
         _atomic_write_text(mpath, json.dumps(manifest, indent=2, sort_keys=True, default=str))
-        shutil.rmtree(self.staging, ignore_errors=True)
-        parent = os.path.dirname(self.staging)
-        if os.path.isdir(parent) and not os.listdir(parent):
-            os.rmdir(parent)
+        # the run date is committed: this run's staging and any other run's for the
+        # same date (a crashed attempt on other inputs) are spent
+        shutil.rmtree(os.path.dirname(self.staging), ignore_errors=True)
         return mpath
 
 
