@@ -246,3 +246,15 @@ def test_derive_prices_short_and_long_lots(harvestable):
     # VTI lot: short-term loss of $30/share: c = 0.37 - 0.20 * DISC
     assert d.tax_coef[0] == pytest.approx((0.37 - 0.20 * DISC) * -30.0)
     assert d.tax_coef[1] == 0.0  # bought at cost
+
+
+def test_warm_start_falls_back_to_cold_when_the_structure_changed(harvestable, solver, household):
+    cold = solve_household(harvestable(withdrawal=[500.0]), S, solver)
+    changed = harvestable(withdrawal=[500.0], lot_ids=("vti", "bnd", "vti2"),
+                          lot_account=[0, 0, 0], lot_security=[0, 3, 0],
+                          quantity=[100.0, 100.0, 5.0], cost_basis=[13_000.0, 10_000.0, 400.0],
+                          acquired=["2026-06-01", "2020-01-02", "2021-01-04"])
+    out = solve_household(changed, S, solver, cold.warm)
+    assert not out.warm_started and out.status == "traded"
+    again = solve_household(changed, S, solver)
+    assert np.allclose(out.proposal.sell, again.proposal.sell)
