@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,8 +114,6 @@ class LinearProgram:
                       security_ids: tuple[str, ...], classes: tuple[str, ...]) -> str:
         """A stable identity of the columns and rows, so a saved basis is only reused
         when tomorrow's model has the same variables in the same order."""
-        import hashlib
-
         lay = self.layout
         h = hashlib.blake2b(digest_size=12)
         for names in (lot_ids, account_ids, security_ids, classes):
@@ -124,4 +123,5 @@ class LinearProgram:
             h.update(np.ascontiguousarray(arr).tobytes())
             h.update(b"\x1e")
         h.update(repr(sorted(lay.rows.items())).encode())
+        h.update(repr(sorted((k, len(v)) for k, v in lay.elastic.items())).encode())
         return h.hexdigest()
