@@ -66,8 +66,11 @@ def naive_baseline(hh: Household, d: Derived) -> tuple[np.ndarray, np.ndarray]:
     value = hh.quantity[order] * d.lot_price[order]
     g = group[order]
     cum = np.cumsum(value)
-    start = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1] if len(g) else np.zeros(0, int)
-    first = np.repeat(cum[start] - value[start], np.diff(np.r_[start, len(g)]))
+    new_group = np.empty(len(g), dtype=bool)
+    new_group[:1] = True
+    np.not_equal(g[1:], g[:-1], out=new_group[1:])
+    # total value of the earlier lots of the same group = running sum - value - group start
+    first = np.maximum.accumulate(np.where(new_group, cum - value, 0.0)) if len(g) else cum
     before_lot = cum - value - first
     need = np.maximum(excess.reshape(-1)[g], 0.0)
     sold_value = np.clip(need - before_lot, 0.0, value)
