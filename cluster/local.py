@@ -1,5 +1,8 @@
 """The local executor: shards in this process, or in a pool of worker processes
-(one per core by default) with a bounded number of shards in flight."""
+(one per core by default) with a bounded number of shards in flight.
+
+The pool is started when the executor is made, so the workers import numpy,
+DuckDB and HiGHS while the driver is still reading and sharding the book."""
 
 from __future__ import annotations
 
@@ -18,20 +21,35 @@ def _run(task: ShardTask, config: RunConfig) -> ShardOutput:
                      task.warm_root)
 
 
+def _ready() -> int:
+    return os.getpid()  # importing this module in the worker is the warm-up
+
+
 class LocalExecutor:
     name = "local"
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers if workers is not None else (os.cpu_count() or 1)
+        self._pool: ProcessPoolExecutor | None = None
+        if self.workers > 1:
+            self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            ctx = mp.get_context("spawn")  # no fork of a process holding DuckDB threads
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+            for _ in range(self.workers):
+                self._pool.submit(_ready)
+        return self._pool
 
     def run(self, tasks: list[ShardTask], config: RunConfig,
             on_result: Callable[[ShardOutput], None]) -> None:
-        if self.workers <= 1 or len(tasks) <= 1:
+        if self.workers <= 1:
             for t in tasks:
                 on_result(_run(t, config))
             return
-        ctx = mp.get_context("spawn")  # no fork of a process holding DuckDB threads
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx) as pool:
+        pool = self._start()
+        try:
             pending: set[Future] = set()
             queue = list(tasks)
             while queue or pending:
@@ -40,3 +58,6 @@ class LocalExecutor:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in done:
                     on_result(f.result())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
