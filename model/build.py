@@ -130,6 +130,7 @@ def derive(hh: Household, s: ModelSettings) -> Derived:
     forced = no_hold[hh.lot_account, hh.lot_security] & tradable[hh.lot_account]
     current = np.bincount(hh.asset_class[hh.lot_security], weights=hh.quantity * lot_price,
                           minlength=len(hh.classes))
+    value = float(current.sum() + hh.cash.sum())  # Household.value(), from what is at hand
     band = hh.drift_threshold if hh.drift_threshold is not None else s.drift_threshold
     forced_cash = bool(((hh.withdrawal > 0) | (hh.cash < hh.min_cash))[tradable].any()
                        or (forced & (hh.quantity > 0)).any())
@@ -139,7 +140,9 @@ def derive(hh: Household, s: ModelSettings) -> Derived:
         no_buy=no_buy, no_sell=no_sell, no_hold=no_hold, tau=tax_drag(hh), buyable=buyable,
         w1_group=w1, w2_group=w2, forced_sell=forced, current_by_class=current,
         forced_cash=forced_cash,
-        target_value=hh.target_value(), value=hh.value(), band=float(band),
+        target_value=value + float(hh.contribution.sum() - hh.withdrawal.sum()
+                                   + hh.held_away.sum()),
+        value=value, band=float(band),
     )
 
 

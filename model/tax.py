@@ -8,6 +8,7 @@ carryforwards keeping their character).
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,15 +22,17 @@ def long_term(acquired: np.ndarray, run_date: np.datetime64) -> np.ndarray:
 
     The anniversary itself is still short-term. A lot bought on Feb 29 has its
     anniversary on Feb 28 of the next year, so it turns long-term on Mar 1.
+
+    Anniversaries never decrease as the acquisition date grows, so a lot is
+    long-term exactly when it was acquired before the first date whose anniversary
+    is not before the run date: one date per run, then a vectorized comparison.
     """
-    acquired = np.asarray(acquired, dtype="datetime64[D]")
-    months = acquired.astype("datetime64[M]")
-    day = (acquired - months.astype("datetime64[D]")).astype(np.int64)  # 0-based
-    anniversary_month = months + 12
-    month_len = ((anniversary_month + 1).astype("datetime64[D]")
-                 - anniversary_month.astype("datetime64[D]")).astype(np.int64)
-    anniversary = anniversary_month.astype("datetime64[D]") + np.minimum(day, month_len - 1)
-    return np.asarray(run_date, dtype="datetime64[D]") > anniversary
+    run = np.datetime64(run_date, "D").astype(datetime.date)
+    try:
+        cutoff = run.replace(year=run.year - 1)
+    except ValueError:  # run date Feb 29: Feb 28's anniversary is before it, Mar 1's is not
+        cutoff = datetime.date(run.year - 1, 3, 1)
+    return np.asarray(acquired, dtype="datetime64[D]") < np.datetime64(cutoff, "D")
 
 
 @dataclass(frozen=True)

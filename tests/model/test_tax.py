@@ -87,3 +87,23 @@ def test_tax_due_is_zero_when_gains_fill_unused_losses():
     due = tax_due(ytd_st=0, ytd_lt=-10_000, run_st=0, run_lt=5_000, carryforward_st=0,
                   carryforward_lt=0, filing_status="single", **RATES)
     assert due == pytest.approx(0.0)
+
+
+def test_holding_period_matches_the_anniversary_rule_everywhere():
+    """Every acquisition day of 2022-2025 against every run day of 2024-2026 (two
+    leap days in range): long-term exactly when the anniversary is before the run."""
+    import datetime
+
+    def anniversary(d: datetime.date) -> datetime.date:
+        try:
+            return d.replace(year=d.year + 1)
+        except ValueError:  # Feb 29 -> Feb 28
+            return datetime.date(d.year + 1, 2, 28)
+
+    start = datetime.date(2022, 1, 1)
+    days = [start + datetime.timedelta(i) for i in range(4 * 365 + 1)]
+    acquired = np.array(days, dtype="datetime64[D]")
+    anniversaries = np.array([anniversary(d) for d in days], dtype="datetime64[D]")
+    for i in range(3 * 365):
+        run = np.datetime64(datetime.date(2024, 1, 1) + datetime.timedelta(i))
+        assert (long_term(acquired, run) == (anniversaries < run)).all(), run
