@@ -27,7 +27,8 @@ def long_term(acquired: np.ndarray, run_date: np.datetime64) -> np.ndarray:
     long-term exactly when it was acquired before the first date whose anniversary
     is not before the run date: one date per run, then a vectorized comparison.
     """
-    run = np.datetime64(run_date, "D").astype(datetime.date)
+    run = datetime.date.fromisoformat(
+        str(np.datetime_as_string(np.asarray(run_date, dtype="datetime64[D]"))))
     try:
         cutoff = run.replace(year=run.year - 1)
     except ValueError:  # run date Feb 29: Feb 28's anniversary is before it, Mar 1's is not
