@@ -27,10 +27,10 @@ def _checks(run_date: str | None) -> list[tuple[str, str, str]]:
     """(table, code, SQL selecting household_id, account_id, record_id, message)."""
     rate_cols = ("st_rate", "lt_rate", "ordinary_rate", "qualified_div_rate", "retirement_rate")
     bad_rate = " OR ".join(f"({c} IS NOT NULL AND NOT ({c} >= 0 AND {c} < 1))" for c in rate_cols)
-    future = (f"UNION ALL SELECT a.household_id, l.account_id, l.lot_id, 'acquired_date ' || "
+    future = (f"SELECT a.household_id, l.account_id, l.lot_id, 'acquired_date ' || "
               f"l.acquired_date || ' is after the run date {run_date}; fix the date' "
               f"FROM in_lots l LEFT JOIN acct_hh a USING (account_id) "
-              f"WHERE l.acquired_date > DATE '{run_date}'") if run_date else ""
+              f"WHERE l.acquired_date > DATE '{run_date}'") if run_date else None
     return [
         # households ---------------------------------------------------------------------
         ("households", "missing_id", """
@@ -148,8 +148,8 @@ def _checks(run_date: str | None) -> list[tuple[str, str, str]]:
         ("lots", "missing_acquired_date", """
             SELECT a.household_id, l.account_id, l.lot_id,
                    'acquired_date is missing; the holding period cannot be known'
-            FROM in_lots l LEFT JOIN acct_hh a USING (account_id) WHERE l.acquired_date IS NULL
-            """ + future),
+            FROM in_lots l LEFT JOIN acct_hh a USING (account_id) WHERE l.acquired_date IS NULL"""),
+        *([("lots", "future_acquired_date", future)] if future else []),
         # securities ---------------------------------------------------------------------
         ("securities", "duplicate_security_id", """
             SELECT NULL, NULL, security_id, 'security_id appears ' || count(*) || ' times'

@@ -126,7 +126,10 @@ def test_missing_required_table_stops_the_run(tmp_path):
               "acquired_date": pa.array([1, 1], pa.date32())}, "unknown_account", None),
     ("lots", {"lot_id": ["L1", "L2"], "account_id": ["A1", "A2"], "security_id": ["S", "B"],
               "quantity": [1.0, 1.0], "cost_basis": [1.0, 1.0],
-              "acquired_date": pa.array([1, 30000], pa.date32())}, "missing_acquired_date", "H2"),
+              "acquired_date": pa.array([1, 30000], pa.date32())}, "future_acquired_date", "H2"),
+    ("lots", {"lot_id": ["L1", "L2"], "account_id": ["A1", "A2"], "security_id": ["S", "B"],
+              "quantity": [1.0, 1.0], "cost_basis": [1.0, 1.0],
+              "acquired_date": pa.array([1, None], pa.date32())}, "missing_acquired_date", "H2"),
 ])
 def test_validation_codes(tmp_path, table, cols, code, household):
     con = open_book(book(tmp_path, **{table: cols}))
