@@ -69,6 +69,14 @@ class _Columns:
             else:
                 values.extend([v] * n)
 
+    def __len__(self) -> int:
+        return len(next(iter(self.cols.values())))
+
+    def truncate(self, n: int) -> None:
+        """Drop rows appended after the table had ``n`` rows (a household that failed)."""
+        for values in self.cols.values():
+            del values[n:]
+
     def table(self) -> pa.Table:
         return pa.table({n: pa.array(v, type=self.schema.field(n).type)
                          for n, v in self.cols.items()}, schema=self.schema)
@@ -77,7 +85,9 @@ class _Columns:
 def _class_holdings(hh: Household, remaining: np.ndarray, buy_security: np.ndarray,
                     buy_quantity: np.ndarray) -> np.ndarray:
     dollars = remaining * hh.price[hh.lot_security]
-    out = np.bincount(hh.asset_class[hh.lot_security], weights=dollars, minlength=len(hh.classes))
+    # (bincount of an empty index is int64 whatever the weights: force float)
+    out = np.bincount(hh.asset_class[hh.lot_security], weights=dollars,
+                      minlength=len(hh.classes)).astype(np.float64)
     out += np.bincount(hh.asset_class[buy_security], weights=buy_quantity * hh.price[buy_security],
                        minlength=len(hh.classes))
     return out
@@ -191,25 +201,37 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
         t_c = time.perf_counter()
         p = outcome.proposal
         status, message = outcome.status, outcome.message
-        if status == "traded":
-            violations = check_proposal(hh, p.sell, p.buy_account, p.buy_security,
-                                        p.buy_quantity, p.final_cash, rules)
-            if violations:
-                status = "rejected"
-                message = "proposal failed the compliance check: " + "; ".join(
-                    str(v) for v in violations[:5]) + (
-                    f" (+{len(violations) - 5} more)" if len(violations) > 5 else "")
-                p = Proposal.empty(hh)
-        seconds["check"] += time.perf_counter() - t_c
-
-        t_r = time.perf_counter()
-        if outcome.derived is None:  # not even the inputs could be derived: a bare row
+        n_trades_before, n_results_before = len(trades), len(results)
+        try:
+            if status == "traded":
+                violations = check_proposal(hh, p.sell, p.buy_account, p.buy_security,
+                                            p.buy_quantity, p.final_cash, rules)
+                if violations:
+                    status = "rejected"
+                    message = "proposal failed the compliance check: " + "; ".join(
+                        str(v) for v in violations[:5]) + (
+                        f" (+{len(violations) - 5} more)" if len(violations) > 5 else "")
+                    p = Proposal.empty(hh)
+            seconds["check"] += time.perf_counter() - t_c
+            t_r = time.perf_counter()
+            if outcome.derived is None:
+                raise RuntimeError(message or "the household's inputs could not be derived")
+            _report(hh, outcome, status, message, p, run_id, settings, thresholds, trades,
+                    results)
+        except Exception as e:  # a failure in checking or reporting costs this household only
+            trades.truncate(n_trades_before)
+            results.truncate(n_results_before)
+            status = "error"
+            message = message if crashed else f"internal error while reporting: {type(e).__name__}: {e}"
             results.add(run_id=run_id, household_id=hid, status="error", message=message,
                         review_reasons=["status_error"], needs_review=True, n_trades=0,
-                        solve_ms=0.0, iterations=0, warm_started=False)
-            statuses["error"] = statuses.get("error", 0) + 1
-            continue
-        _report(hh, outcome, status, message, p, run_id, settings, thresholds, trades, results)
+                        solve_ms=outcome.solve_seconds * 1000.0, iterations=outcome.iterations,
+                        warm_started=outcome.warm_started)
+            if not crashed:
+                exceptions.add(run_id=run_id, table="households", household_id=hid,
+                               record_id=hid, code="internal_error", message=message)
+                crashed = True
+            t_r = time.perf_counter()
         if status in ("infeasible", "rejected") or (status == "error" and not crashed):
             exceptions.add(run_id=run_id, table="households", household_id=hid, record_id=hid,
                            code="solver_error" if status == "error" else status,

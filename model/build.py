@@ -129,7 +129,7 @@ def derive(hh: Household, s: ModelSettings) -> Derived:
     w1, w2 = wash_windows(hh, s.wash_sale_days)
     forced = no_hold[hh.lot_account, hh.lot_security] & tradable[hh.lot_account]
     current = np.bincount(hh.asset_class[hh.lot_security], weights=hh.quantity * lot_price,
-                          minlength=len(hh.classes))
+                          minlength=len(hh.classes)).astype(np.float64)  # float even with no lots
     value = float(current.sum() + hh.cash.sum())  # Household.value(), from what is at hand
     band = hh.drift_threshold if hh.drift_threshold is not None else s.drift_threshold
     forced_cash = bool(((hh.withdrawal > 0) | (hh.cash < hh.min_cash))[tradable].any()

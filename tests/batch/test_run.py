@@ -240,3 +240,27 @@ def test_next_night_warm_starts_from_the_saved_bases_and_gets_the_same_answer(bo
     it_warm = np.array(warm.column("iterations").to_pylist())
     it_cold = np.array(cold.column("iterations").to_pylist())
     assert it_warm.sum() < it_cold.sum()
+
+
+def test_a_crash_while_reporting_costs_only_that_household(book, tmp_path, monkeypatch):
+    import hearth.batch.pipeline as pipeline
+
+    real = pipeline.estimate
+
+    def flaky(hh, *args, **kwargs):
+        if hh.household_id == "H0000005":
+            raise ValueError("boom")
+        return real(hh, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "estimate", flaky)
+    run_book(book, str(tmp_path), DEFAULT_AS_OF, CONFIG, LocalExecutor(workers=1), progress=False)
+    res = pq.read_table(os.path.join(tmp_path, "household_results",
+                                     f"run_date={DEFAULT_AS_OF}")).to_pydict()
+    assert len(res["household_id"]) == N
+    row = res["household_id"].index("H0000005")
+    assert res["status"][row] == "error" and "boom" in res["message"][row]
+    assert res["status"].count("traded") > N / 2
+    trades = pq.read_table(os.path.join(tmp_path, "trades", f"run_date={DEFAULT_AS_OF}"))
+    assert "H0000005" not in set(trades.column("household_id").to_pylist())
+    exc = pq.read_table(os.path.join(tmp_path, "exceptions", f"run_date={DEFAULT_AS_OF}")).to_pydict()
+    assert ("H0000005", "internal_error") in set(zip(exc["household_id"], exc["code"]))
