@@ -172,6 +172,9 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
             results.add(run_id=run_id, household_id=hid, status="error", message=item.error,
                         review_reasons=["status_error"], needs_review=True, n_trades=0,
                         solve_ms=0.0, iterations=0, warm_started=False)
+            if item.code is not None:
+                exceptions.add(run_id=run_id, table="households", household_id=hid,
+                               record_id=hid, code=item.code, message=item.error)
             statuses["error"] = statuses.get("error", 0) + 1
             continue
         t_h = time.perf_counter()

@@ -101,6 +101,7 @@ class HouseholdInput:
     household_id: str
     household: Household | None
     error: str | None  # a data problem found by validation or while assembling
+    code: str | None = None  # set when the problem is new here (validation already reported its own)
 
 
 def _opt(v: object) -> float | None:
@@ -141,10 +142,8 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
         ("rs", np.asarray(r_cols["household_id"], dtype=object)))}
     empty = (0, 0)
 
-    for i, hid in enumerate(cols["household_id"]):
-        if cols["error_message"][i] is not None:
-            yield HouseholdInput(hid, None, cols["error_message"][i])
-            continue
+    def _one(i: int, hid: str) -> Household:
+        """One household from its slices of the shard's arrays."""
         a0, a1 = runs["accounts"].get(hid, empty)
         l0, l1 = runs["lots"].get(hid, empty)
         t0, t1 = runs["tx"].get(hid, empty)
@@ -232,4 +231,15 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
             txn_date=t_date[t0:t1][tx_known], txn_buy=t_side[t0:t1][tx_known] == "buy",
             txn_realized_gain=np.asarray(t_gain[t0:t1], dtype=np.float64)[tx_known],
         )
-        yield HouseholdInput(hid, hh, None)
+        return hh
+
+    for i, hid in enumerate(cols["household_id"]):
+        if cols["error_message"][i] is not None:
+            yield HouseholdInput(hid, None, cols["error_message"][i])
+            continue
+        try:
+            yield HouseholdInput(hid, _one(i, hid), None)
+        except Exception as e:  # noqa: BLE001 - validation missed something: cost this household only
+            yield HouseholdInput(hid, None, f"could not assemble the household's records "
+                                            f"({type(e).__name__}: {e}); check its rows",
+                                 code="assembly_error")
