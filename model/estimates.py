@@ -47,11 +47,12 @@ def holdings_dollars(hh: Household, remaining: np.ndarray) -> np.ndarray:
     return out
 
 
-def naive_baseline(hh: Household, d: Derived) -> tuple[np.ndarray, np.ndarray]:
+def naive_baseline(hh: Household, d: Derived, before: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """(shares sold per lot, [n_a, n_s] dollars held after) of the naive rebalance."""
     n_k = len(hh.classes)
     k_cash = hh.cash_class
-    before = holdings_dollars(hh, hh.quantity)
+    before = holdings_dollars(hh, hh.quantity) if before is None else before
     held_k = before @ np.eye(n_k)[hh.asset_class]  # dollars per account x class
     wealth = held_k.sum(axis=1) + hh.cash + hh.contribution - hh.withdrawal
     target = np.maximum(wealth, 0.0)[:, None] * hh.target[None, :]
@@ -103,7 +104,7 @@ def estimate(hh: Household, d: Derived, s: ModelSettings, sell: np.ndarray,
     drag_before = float((d.tau * before).sum())
     drag_after = float((d.tau * after).sum())
 
-    base_sell, base_after = naive_baseline(hh, d)
+    base_sell, base_after = naive_baseline(hh, d, before)
     base_gain = base_sell * d.gain_per_share
     gains_tax_base = float((c * base_gain)[taxable & (base_gain > 0)].sum())
     gains_tax_run = float((c * gain)[taxable & (gain > 0)].sum())

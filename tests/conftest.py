@@ -34,3 +34,18 @@ def _household(**kw) -> Household:
 @pytest.fixture
 def household():
     return _household
+
+
+@pytest.fixture
+def stock_bond_household():
+    """One taxable account holding lots of STK ($100), a 50/50 STK/BND ($100) target;
+    give the lots (lot_ids, quantity, cost_basis, optional acquired) and any extras."""
+    def make(**kw) -> Household:
+        n = len(kw["lot_ids"])
+        base = dict(account_ids=("taxable",), account_type=[0],
+                    security_ids=("STK", "BND"), asset_class=[0, 1], price=[100.0, 100.0],
+                    classes=("stocks", "bonds", "cash"), target=[0.5, 0.5, 0.0],
+                    lot_account=[0] * n, lot_security=[0] * n)
+        base.update(kw)
+        return _household(**base)
+    return make

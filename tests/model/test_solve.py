@@ -77,39 +77,27 @@ def test_recent_loss_sale_blocks_buying_the_group_w2(household, solver):
     assert p.buy_security.tolist() == [1]
 
 
-def test_tax_budget_binds(household, solver):
+def test_tax_budget_binds(stock_bond_household, solver):
     # overweight stock with only a long-term gain lot: $50/share gain at 20%;
     # a $300 budget allows 30 shares
-    hh = household(
-        account_ids=("tax",), account_type=[TAXABLE],
-        security_ids=("STK", "BND"), asset_class=[0, 1], price=[100.0, 100.0],
-        classes=("stocks", "bonds", "cash"), target=[0.5, 0.5, 0.0],
-        lot_ids=("gain",), lot_account=[0], lot_security=[0], quantity=[100.0],
-        cost_basis=[5_000.0], tax_budget=300.0, cost_rate=[0.0, 0.0])
+    hh = stock_bond_household(lot_ids=("gain",), quantity=[100.0], cost_basis=[5_000.0],
+                              tax_budget=300.0, cost_rate=[0.0, 0.0])
     out = solve_household(hh, S, solver)
     assert out.proposal.sell[0] == pytest.approx(30.0)
 
 
-def test_harvested_losses_buy_room_in_the_tax_budget(household, solver):
-    hh = household(
-        account_ids=("tax",), account_type=[TAXABLE],
-        security_ids=("STK", "BND"), asset_class=[0, 1], price=[100.0, 100.0],
-        classes=("stocks", "bonds", "cash"), target=[0.5, 0.5, 0.0],
-        lot_ids=("gain", "loss"), lot_account=[0, 0], lot_security=[0, 0],
-        quantity=[100.0, 10.0], cost_basis=[5_000.0, 1_500.0], acquired=["2020-01-02", "2019-01-02"],
-        tax_budget=300.0, cost_rate=[0.0, 0.0])
+def test_harvested_losses_buy_room_in_the_tax_budget(stock_bond_household, solver):
+    hh = stock_bond_household(
+        lot_ids=("gain", "loss"), quantity=[100.0, 10.0], cost_basis=[5_000.0, 1_500.0],
+        acquired=["2020-01-02", "2019-01-02"], tax_budget=300.0, cost_rate=[0.0, 0.0])
     out = solve_household(hh, S, solver)
     # the loss lot (10 shares, -$500 at 20% = -$100) raises the room to $400: 40 shares
     assert out.proposal.sell.tolist() == pytest.approx([40.0, 10.0])
 
 
-def test_turnover_limit_binds(household, solver):
-    hh = household(
-        account_ids=("tax",), account_type=[TAXABLE],
-        security_ids=("STK", "BND"), asset_class=[0, 1], price=[100.0, 100.0],
-        classes=("stocks", "bonds", "cash"), target=[0.5, 0.5, 0.0],
-        lot_ids=("a",), lot_account=[0], lot_security=[0], quantity=[100.0],
-        cost_basis=[10_000.0], turnover_limit=0.1, cost_rate=[0.0, 0.0])
+def test_turnover_limit_binds(stock_bond_household, solver):
+    hh = stock_bond_household(lot_ids=("a",), quantity=[100.0], cost_basis=[10_000.0],
+                              turnover_limit=0.1, cost_rate=[0.0, 0.0])
     p = solve_household(hh, S, solver).proposal
     traded = p.sell[0] * 100 + (p.buy_quantity * 100).sum()
     assert traded / 2 == pytest.approx(1_000.0)

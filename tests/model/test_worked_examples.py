@@ -80,33 +80,25 @@ def test_seed_001_bonds_fill_the_traditional_ira_first(household, solver):
     assert out.proposal.final_cash.tolist() == pytest.approx([0.0, 0.0, 0.0], abs=0.01)
 
 
-def test_loss_lot_is_sold_before_gain_lot(household, solver):
+def test_loss_lot_is_sold_before_gain_lot(stock_bond_household, solver):
     # One security, two lots of 100 shares at $100: basis $12,000 (a $2,000 loss)
     # and $6,000 (a $4,000 gain), both long-term. Target holds $10,000 of it and
     # $10,000 of bonds (bought with the proceeds), so $10,000 of stock is sold:
     # all of it from the loss lot.
-    hh = household(
-        account_ids=("taxable",), account_type=[TAXABLE],
-        security_ids=("STK", "BND"), asset_class=[0, 1], price=[100.0, 100.0],
-        classes=("stocks", "bonds", "cash"), target=[0.5, 0.5, 0.0],
-        lot_ids=("loss", "gain"), lot_account=[0, 0], lot_security=[0, 0],
-        quantity=[100.0, 100.0], cost_basis=[12_000.0, 6_000.0], drift_threshold=0.0,
-        **NO_COSTS)
+    hh = stock_bond_household(lot_ids=("loss", "gain"), quantity=[100.0, 100.0],
+                              cost_basis=[12_000.0, 6_000.0], drift_threshold=0.0, **NO_COSTS)
     out = solve_household(hh, ModelSettings(min_trade_value=0.0), solver)
     assert out.proposal.sell.tolist() == pytest.approx([100.0, 0.0])
     assert out.proposal.buy_quantity.tolist() == pytest.approx([100.0])
 
 
-def test_long_term_lot_is_sold_before_short_term_lot_days_from_long_term(household, solver):
+def test_long_term_lot_is_sold_before_short_term_lot_days_from_long_term(stock_bond_household,
+                                                                        solver):
     # Two gain lots, same 50% gain: one bought 2025-11-25 (short-term for five more
     # days), one long-term. c_l = 0.37 - 0.20 (1.05)^-10 = 0.2472 vs 0.20 - 0.1228 = 0.0772.
-    hh = household(
-        account_ids=("taxable",), account_type=[TAXABLE],
-        security_ids=("STK", "BND"), asset_class=[0, 1], price=[100.0, 100.0],
-        classes=("stocks", "bonds", "cash"), target=[0.5, 0.5, 0.0],
-        lot_ids=("short", "long"), lot_account=[0, 0], lot_security=[0, 0],
-        quantity=[100.0, 100.0], cost_basis=[5_000.0, 5_000.0],
-        acquired=["2025-11-25", "2019-06-03"], drift_threshold=0.0, **NO_COSTS)
+    hh = stock_bond_household(lot_ids=("short", "long"), quantity=[100.0, 100.0],
+                              cost_basis=[5_000.0, 5_000.0], acquired=["2025-11-25", "2019-06-03"],
+                              drift_threshold=0.0, **NO_COSTS)
     out = solve_household(hh, ModelSettings(), solver)
     assert out.proposal.sell.tolist() == pytest.approx([0.0, 100.0])
 
