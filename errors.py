@@ -28,3 +28,10 @@ class ExecutionError(HearthError):
     """A shard could not be executed (a worker died, the cluster went away)."""
 
     retryable = True
+
+
+class CommitError(ExecutionError):
+    """The files of a commit do not match its manifest (a file missing, or row
+    counts that differ from the shard markers). Nothing new is visible: the commit
+    was rolled back and this run's staging discarded, so re-running the same command
+    recomputes the run date."""

@@ -28,7 +28,7 @@ from hearth.batch.pipeline import STAGES, ShardOutput
 from hearth.io.read import fingerprints, open_book
 from hearth.io.shards import ShardPlan, prepare
 from hearth.io.validate import exceptions_table, validate
-from hearth.io.write import RunWriter, previous_warm_state
+from hearth.io.write import RunWriter, manifest_path, previous_warm_state
 
 VALIDATION = -1  # the pseudo-shard that carries the whole-book validation exceptions
 
@@ -81,7 +81,10 @@ class RunSummary:
             f"run_date={self.run_date}/",
             f"  manifest: {self.manifest}",
         ]
-        if self.resumed_shards:
+        if "recovered_commit" in self.extra:
+            lines.append(f"  recovered: completed the interrupted commit "
+                         f"{self.extra['recovered_commit']}; nothing was recomputed")
+        elif self.resumed_shards:
             lines.append(f"  resumed: {self.resumed_shards} shard(s) reused from staging")
         return "\n".join(lines)
 
@@ -139,11 +142,15 @@ def run_book(input_root: str, output: str, run_date: str, config: RunConfig,
     prints = fingerprints(con)
     run_id = make_run_id(run_date, prints, config)
     writer = RunWriter(output, run_date, run_id)
+    done = writer.recover()  # an interrupted commit of this date is finished or undone first
+    if done is not None:  # it was this run's own: the night is committed, nothing to redo
+        con.close()
+        return _recovered_summary(done, output, config, time.perf_counter() - t_start)
     spill = os.path.join(writer.staging, "duckdb.tmp")
     con.execute(f"SET temp_directory = '{spill}'")  # past the memory cap DuckDB spills here
     prep_info = writer.prep_done()
     t_prep = time.perf_counter()
-    if prep_info is None:
+    if prep_info is None or writer.finished(VALIDATION) is None:
         shutil.rmtree(writer.prep_root, ignore_errors=True)  # a half-written earlier attempt
         validate(con, run_date)
         exc = exceptions_table(con, run_id)
@@ -212,7 +219,6 @@ def run_book(input_root: str, output: str, run_date: str, config: RunConfig,
     n_exc += prep_info["validation_exceptions"]
     households = sum(statuses.values())
     failed = statuses.get("error", 0) + statuses.get("infeasible", 0)
-    exit_code = 3 if households and failed / households > config.failure_rate_limit else 0
     elapsed = time.perf_counter() - t_start
     manifest = {
         "run_id": run_id, "run_date": run_date, "contract_version": hearth.CONTRACT_VERSION,
@@ -224,11 +230,33 @@ def run_book(input_root: str, output: str, run_date: str, config: RunConfig,
         "shards": len(plan.shards), "shard_size": config.shard_size,
         "executor": executor.name, "warm_state_from": warm_root,
         "failure_rate": failed / households if households else 0.0,
+        "median_model_cols": float(np.median(cols)) if cols else 0.0,
         "status": "committed",
     }
-    path = writer.commit(manifest)
+    path = writer.commit(manifest, [VALIDATION, *plan.shards])
     return RunSummary(run_id=run_id, run_date=run_date, output=output, manifest=path,
                       households=households, statuses=statuses, trades=n_trades,
                       exceptions=n_exc, seconds=elapsed, stage_seconds=stage,
-                      median_model_cols=float(np.median(cols)) if cols else 0.0,
-                      exit_code=exit_code, resumed_shards=resumed)
+                      median_model_cols=manifest["median_model_cols"],
+                      exit_code=_exit_code(statuses, config), resumed_shards=resumed)
+
+
+def _exit_code(statuses: dict[str, int], config: RunConfig) -> int:
+    households = sum(statuses.values())
+    failed = statuses.get("error", 0) + statuses.get("infeasible", 0)
+    return 3 if households and failed / households > config.failure_rate_limit else 0
+
+
+def _recovered_summary(manifest: dict[str, Any], output: str, config: RunConfig,
+                       seconds: float) -> RunSummary:
+    """The summary of a run whose commit a previous, killed attempt had begun and
+    this one completed: every figure comes from the manifest."""
+    statuses = manifest["statuses"]
+    return RunSummary(run_id=manifest["run_id"], run_date=manifest["run_date"], output=output,
+                      manifest=manifest_path(output, manifest["run_date"]),
+                      households=manifest["households"], statuses=statuses,
+                      trades=manifest["trades"], exceptions=manifest["exceptions"],
+                      seconds=seconds, stage_seconds=manifest["stage_seconds"],
+                      median_model_cols=manifest.get("median_model_cols", 0.0),
+                      exit_code=_exit_code(statuses, config), resumed_shards=manifest["shards"],
+                      extra={"recovered_commit": manifest["commit"]})

@@ -1,31 +1,58 @@
 """Writing outputs with the commit protocol of operations.md.
 
-Layout under ``<output>``::
+Layout under ``<output>`` (``D`` is the run date, ``C`` a commit id such as
+``0003-5a79e930``: a sequence number per run date and the run id's first 8 digits)::
 
-    _staging/<run_date>/<run_id>/prep/...            the sharded copy of the inputs
-    _staging/<run_date>/<run_id>/<table>/part-NNNNN.parquet
-    _staging/<run_date>/<run_id>/_done/NNNNN.json    one completion marker per shard
-    <table>/run_date=<run_date>/part-NNNNN.parquet   committed outputs
-    _state/warm/run_date=<run_date>/part-NNNNN.parquet  solver bases for tomorrow
-    _runs/<run_date>/manifest.json                   written last: the commit point
+    _staging/D/<run_id>/prep/...                     the sharded copy of the inputs
+    _staging/D/<run_id>/<table>/part-NNNNN.parquet   a finished shard's rows
+    _staging/D/<run_id>/_done/NNNNN.json             its marker: counts + every file
+                                                     (rows, bytes, sha256)
+    <table>/run_date=D/part-C-NNNNN.parquet          committed data files, immutable
+    _state/warm/run_date=D/part-C-NNNNN.parquet      solver bases for tomorrow
+    _runs/D/commit.json                              the journal of a commit in progress
+    _runs/D/manifest.json                            the commit point
 
-A shard's parts are written before its marker, and a marker is written atomically
-(temp file + rename), so a crashed run resumes with the finished shards as they
-are. Commit removes the previous manifest of the run date, swaps each table's
-partition folder in with one rename, then writes the new manifest: a consumer that
-loads a run date once its manifest says ``committed`` never sees half a run.
+The manifest is the single commit point: it lists every data file of the night
+(relative paths, rows, bytes, sha256) and is written last, atomically. A commit:
+
+1. writes the journal (run id, commit id, every staged file -> final file, and
+   the manifest to be written), atomically;
+2. moves each staged file to its final, unique name (the previous commit's files
+   stay where they are, so the previous manifest stays valid);
+3. checks the files against the manifest (footer row counts per file, and the
+   trades / exceptions / household counts), raising ``CommitError`` on a mismatch;
+4. writes the manifest: from here on readers see the new night;
+5. deletes every file of the run date's partitions that the manifest does not
+   list (the previous night), the run date's staging, and last the journal.
+
+The next run of the run date recovers from a kill at any point: a journal whose
+manifest is already written is finished (step 5); a journal of the same run id is
+rolled forward (a move whose staged file is gone and whose final file exists is
+done; then 3-5), so the work is never redone; any other journal is rolled back
+(its files not listed by the current manifest are deleted). Readers that go
+through the manifest (``committed_files``) see the previous night or the new one,
+never a mix; the Hive glob ``<table>/run_date=D/part-*.parquet`` sees exactly the
+manifest's files whenever no journal is left.
+
+A shard's files are written (temp + rename, fsynced) before its marker, and a
+marker is trusted only while its files exist and match it (size, sha256, footer
+rows), so a resumed run recomputes any shard whose files went missing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import signal
+from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from hearth.errors import CommitError
 from hearth.io.contract import OUTPUT_SCHEMAS
 
 WARM_SCHEMA = pa.schema([
@@ -33,6 +60,31 @@ WARM_SCHEMA = pa.schema([
     ("col_status", pa.binary()), ("row_status", pa.binary()),
 ])
 TABLES = dict(OUTPUT_SCHEMAS, warm=WARM_SCHEMA)
+# manifest count that each table's rows must add up to
+COUNTED = {"trades": "trades", "exceptions": "exceptions", "household_results": "households"}
+FAULT_ENV = "HEARTH_FAULT_KILL"
+
+
+def fault_point(step: str) -> None:
+    """Test hook: ``HEARTH_FAULT_KILL=<step>`` SIGKILLs this process when it reaches
+    ``<step>``, so the kill tests stop a real run at a named point of the protocol.
+
+    Steps: ``shard:N`` (after the N-th shard's marker), ``commit:journal``,
+    ``commit:after_move:N``, ``commit:manifest``, ``commit:cleanup`` (previous
+    files deleted), ``commit:staging`` (staging deleted, journal not yet),
+    ``commit:done`` (journal deleted); ``recover:*`` are the same steps when the
+    next run completes an interrupted commit, ``rollback:after_delete:N`` when it
+    undoes one. One environment lookup when the variable is unset."""
+    if os.environ.get(FAULT_ENV) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _atomic_write_text(path: str, text: str) -> None:
@@ -42,6 +94,45 @@ def _atomic_write_text(path: str, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    _fsync_dir(os.path.dirname(path))
+
+
+def _read_json(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_parquet(table: pa.Table, path: str) -> dict[str, Any]:
+    """Write ``table`` to ``path`` (temp + fsync + rename); its rows, bytes, sha256."""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        pq.write_table(table, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return {"rows": table.num_rows, "bytes": os.path.getsize(path), "sha256": _sha256(path)}
+
+
+def _file_matches(path: str, info: dict[str, Any], *, checksum: bool) -> bool:
+    try:
+        if os.path.getsize(path) != info["bytes"]:
+            return False
+        if checksum and _sha256(path) != info["sha256"]:
+            return False
+        return pq.read_metadata(path).num_rows == info["rows"]
+    except (OSError, pa.ArrowException):
+        return False
 
 
 def _final_dir(output: str, table: str, run_date: str) -> str:
@@ -54,26 +145,99 @@ def manifest_path(output: str, run_date: str) -> str:
     return os.path.join(output, "_runs", run_date, "manifest.json")
 
 
+def journal_path(output: str, run_date: str) -> str:
+    return os.path.join(output, "_runs", run_date, "commit.json")
+
+
+def read_manifest(output: str, run_date: str) -> dict[str, Any] | None:
+    """The committed manifest of a run date, or None if the date was never committed."""
+    return _read_json(manifest_path(output, run_date))
+
+
+def _listed(output: str, manifest: dict[str, Any] | None, table: str) -> list[str] | None:
+    """Absolute paths of a table's committed files; None for a manifest written
+    before manifests listed their files (the partition folder is the commit then)."""
+    if manifest is None:
+        return []
+    if "files" not in manifest:
+        return None
+    return [os.path.join(output, e["path"]) for e in manifest["files"].get(table, [])]
+
+
+def committed_files(output: str, run_date: str) -> dict[str, list[str]]:
+    """Every committed data file of a run date per table (``trades``,
+    ``household_results``, ``exceptions``, ``warm``), read through the manifest:
+    what a reader should load, e.g. ``duckdb.read_parquet(files["trades"])``.
+    Raises FileNotFoundError when the run date has no committed manifest."""
+    manifest = read_manifest(output, run_date)
+    if manifest is None:
+        raise FileNotFoundError(f"{manifest_path(output, run_date)}: run date {run_date} "
+                                "has not been committed")
+    out: dict[str, list[str]] = {}
+    for table in TABLES:
+        listed = _listed(output, manifest, table)
+        if listed is None:  # a manifest of an older hearth: its partition folder as it is
+            folder = _final_dir(output, table, run_date)
+            listed = sorted(os.path.join(folder, n) for n in os.listdir(folder)
+                            if n.startswith("part-") and n.endswith(".parquet")
+                            ) if os.path.isdir(folder) else []
+        out[table] = listed
+    return out
+
+
+def verify(output: str, manifest: dict[str, Any]) -> dict[str, int]:
+    """Check a manifest against its files: each listed file exists with its size and
+    footer row count, and the rows of trades, exceptions and household_results add
+    up to the manifest's counts. Returns rows per table; raises CommitError."""
+    problems: list[str] = []
+    rows: dict[str, int] = {}
+    for table, entries in manifest["files"].items():
+        rows[table] = 0
+        for e in entries:
+            path = os.path.join(output, e["path"])
+            try:
+                size = os.path.getsize(path)
+                n = pq.read_metadata(path).num_rows
+            except (OSError, pa.ArrowException) as err:
+                problems.append(f"{e['path']}: unreadable ({err})")
+                continue
+            if size != e["bytes"] or n != e["rows"]:
+                problems.append(f"{e['path']}: {n} rows, {size} bytes on disk, the manifest "
+                                f"says {e['rows']} rows, {e['bytes']} bytes")
+            rows[table] += n
+    for table, key in COUNTED.items():
+        if rows.get(table, 0) != manifest[key]:
+            problems.append(f"{table}: {rows.get(table, 0)} rows in the files, the run "
+                            f"counted {manifest[key]} {key}")
+    if problems:
+        raise CommitError(f"commit {manifest.get('commit')} of {manifest['run_date']} does not "
+                          f"match its files: " + "; ".join(problems[:5]) + "; nothing new was "
+                          "made visible, re-run the same command to recompute the run date")
+    return rows
+
+
 class RunWriter:
+    """One run's staging, shard markers and commit for one output and run date.
+    Assumes one run per output and run date at a time."""
+
     def __init__(self, output: str, run_date: str, run_id: str) -> None:
         self.output = output
         self.run_date = run_date
         self.run_id = run_id
         self.staging = os.path.join(output, "_staging", run_date, run_id)
-        os.makedirs(os.path.join(self.staging, "_done"), exist_ok=True)
+        self.journal = journal_path(output, run_date)
+        self._trusted: dict[int, dict[str, Any]] = {}  # markers whose files were checked
+        self._shards_written = 0
 
     @property
     def prep_root(self) -> str:
         return os.path.join(self.staging, "prep")
 
     def prep_done(self) -> dict[str, Any] | None:
-        path = os.path.join(self.staging, "prep.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                return json.load(f)
-        return None
+        return _read_json(os.path.join(self.staging, "prep.json"))
 
     def mark_prep_done(self, info: dict[str, Any]) -> None:
+        os.makedirs(self.staging, exist_ok=True)
         _atomic_write_text(os.path.join(self.staging, "prep.json"), json.dumps(info))
 
     @staticmethod
@@ -85,55 +249,219 @@ class RunWriter:
         return os.path.join(self.staging, "_done", f"{self._part(shard)}.json")
 
     def finished(self, shard: int) -> dict[str, Any] | None:
-        path = self._marker(shard)
-        if os.path.exists(path):
-            with open(path) as f:
-                return json.load(f)
-        return None
+        """The shard's marker if its files are all there and match it, else None
+        (the shard is recomputed)."""
+        if shard in self._trusted:
+            return self._trusted[shard]
+        meta = _read_json(self._marker(shard))
+        if meta is None or "files" not in meta:
+            return None
+        for name, info in meta["files"].items():
+            if not _file_matches(os.path.join(self.staging, info["path"]), info, checksum=True):
+                return None
+            if name in ("trades", "exceptions") and name in meta and meta[name] != info["rows"]:
+                return None
+        self._trusted[shard] = meta
+        return meta
 
     def write_shard(self, shard: int, tables: dict[str, pa.Table], meta: dict[str, Any]) -> None:
+        files: dict[str, dict[str, Any]] = {}
         for name, table in tables.items():
             if table.num_rows == 0:
                 continue
             folder = os.path.join(self.staging, name)
             os.makedirs(folder, exist_ok=True)
-            path = os.path.join(folder, f"part-{self._part(shard)}.parquet")
-            pq.write_table(table.cast(TABLES[name]), path + ".tmp")
-            os.replace(path + ".tmp", path)
+            rel = os.path.join(name, f"part-{self._part(shard)}.parquet")
+            files[name] = dict(_write_parquet(table.cast(TABLES[name]),
+                                              os.path.join(self.staging, rel)), path=rel)
+        meta = dict(meta, files=files)
+        os.makedirs(os.path.dirname(self._marker(shard)), exist_ok=True)
         _atomic_write_text(self._marker(shard), json.dumps(meta))
+        self._trusted[shard] = meta
+        if shard >= 0:
+            self._shards_written += 1
+            fault_point(f"shard:{self._shards_written}")
 
-    def commit(self, manifest: dict[str, Any]) -> str:
-        """Swap every table's partition in, then write the manifest (the commit point)."""
-        mpath = manifest_path(self.output, self.run_date)
-        if os.path.exists(mpath):
-            os.remove(mpath)  # during the swap no committed manifest claims the run date
+    # -- commit ---------------------------------------------------------------
+
+    def commit(self, manifest: dict[str, Any], shards: Iterable[int]) -> str:
+        """Make the given shards' files the run date's committed night; returns the
+        manifest path. Call ``recover`` first: a journal left here is an error."""
+        if os.path.exists(self.journal):
+            raise CommitError(f"{self.journal}: an interrupted commit was not recovered")
+        previous = read_manifest(self.output, self.run_date)
+        seq = int((previous or {}).get("commit_seq", 0)) + 1
+        commit_id = f"{seq:04d}-{self.run_id[:8]}"
+        staged: dict[str, list[tuple[str, dict[str, Any]]]] = {t: [] for t in TABLES}
+        for shard in shards:
+            meta = self.finished(shard)
+            if meta is None:
+                raise CommitError(f"shard {shard} of run {self.run_id} has no valid marker")
+            for name, info in meta["files"].items():
+                staged[name].append((self._part(shard), info))
+        files: dict[str, list[dict[str, Any]]] = {}
+        sources: dict[str, str] = {}
         for name, schema in TABLES.items():
-            src = os.path.join(self.staging, name)
-            if not os.path.isdir(src):
-                os.makedirs(src)
-                pq.write_table(schema.empty_table(), os.path.join(src, "part-00000.parquet"))
-            final = _final_dir(self.output, name, self.run_date)
-            os.makedirs(os.path.dirname(final), exist_ok=True)
-            old = final + f".old-{self.run_id}"
-            if os.path.exists(final):
-                os.replace(final, old)
-            os.replace(src, final)
-            if os.path.exists(old):
-                shutil.rmtree(old)
-        os.makedirs(os.path.dirname(mpath), exist_ok=True)
-        _atomic_write_text(mpath, json.dumps(manifest, indent=2, sort_keys=True, default=str))
-        # the run date is committed: this run's staging and any other run's for the
-        # same date (a crashed attempt on other inputs) are spent
-        shutil.rmtree(os.path.dirname(self.staging), ignore_errors=True)
-        return mpath
+            if not staged[name]:  # every table gets a partition, if only an empty file
+                os.makedirs(os.path.join(self.staging, name), exist_ok=True)
+                rel = os.path.join(name, "part-empty.parquet")
+                info = dict(_write_parquet(schema.empty_table(), os.path.join(self.staging, rel)),
+                            path=rel)
+                staged[name].append(("empty", info))
+            final = os.path.relpath(_final_dir(self.output, name, self.run_date), self.output)
+            files[name] = []
+            for stem, info in sorted(staged[name], key=lambda s: s[0]):
+                dst = os.path.join(final, f"part-{commit_id}-{stem}.parquet")
+                files[name].append({"path": dst, "rows": info["rows"], "bytes": info["bytes"],
+                                    "sha256": info["sha256"]})
+                sources[dst] = os.path.relpath(os.path.join(self.staging, info["path"]),
+                                               self.output)
+        manifest = dict(manifest, commit=commit_id, commit_seq=seq, files=files,
+                        rows={t: sum(e["rows"] for e in es) for t, es in files.items()})
+        journal = {"run_id": self.run_id, "commit": commit_id, "sources": sources,
+                   "manifest": manifest}
+        os.makedirs(os.path.dirname(self.journal), exist_ok=True)
+        _atomic_write_text(self.journal, json.dumps(journal, indent=1, default=str))
+        fault_point("commit:journal")
+        journal = json.loads(json.dumps(journal, default=str))  # what a recovery would read
+        try:
+            self._roll_forward(journal, "commit")
+        except CommitError:
+            self._discard(journal)
+            raise
+        return manifest_path(self.output, self.run_date)
+
+    def _roll_forward(self, journal: dict[str, Any], step: str) -> None:
+        """Moves (idempotent), check, manifest, clean-up. Raises FileNotFoundError
+        when a file is neither staged nor in place (roll back instead)."""
+        touched: set[str] = set()
+        for n, (dst, src) in enumerate(journal["sources"].items(), start=1):
+            src_abs, dst_abs = os.path.join(self.output, src), os.path.join(self.output, dst)
+            if os.path.exists(src_abs):
+                os.makedirs(os.path.dirname(dst_abs), exist_ok=True)
+                os.replace(src_abs, dst_abs)
+            elif not os.path.exists(dst_abs):
+                raise FileNotFoundError(f"{src} is neither staged nor committed as {dst}")
+            touched.add(os.path.dirname(dst_abs))
+            fault_point(f"{step}:after_move:{n}")
+        for folder in touched:
+            _fsync_dir(folder)
+        manifest = journal["manifest"]
+        verify(self.output, manifest)
+        _atomic_write_text(manifest_path(self.output, self.run_date),
+                           json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        fault_point(f"{step}:manifest")
+        self._finish(journal, step, every_staging=True)
+
+    def _finish(self, journal: dict[str, Any], step: str, *, every_staging: bool) -> None:
+        """After the manifest: delete what it does not list, the staging, the journal."""
+        self._remove_unlisted(journal["manifest"])
+        fault_point(f"{step}:cleanup")
+        day = os.path.join(self.output, "_staging", self.run_date)
+        # a committed run date spends every staging folder of that date (a crashed
+        # attempt on other inputs too); finishing another run's commit spends its own
+        shutil.rmtree(day if every_staging else os.path.join(day, journal["run_id"]),
+                      ignore_errors=True)
+        fault_point(f"{step}:staging")
+        os.remove(self.journal)
+        _fsync_dir(os.path.dirname(self.journal))
+        fault_point(f"{step}:done")
+
+    def _roll_back(self, journal: dict[str, Any]) -> None:
+        """Delete the journal's final files that the current manifest does not list."""
+        current = read_manifest(self.output, self.run_date)
+        keep: set[str] = set()
+        for table in TABLES:
+            keep.update(_listed(self.output, current, table) or [])
+        n = 0
+        for dst in journal["sources"]:
+            path = os.path.join(self.output, dst)
+            if path not in keep and os.path.exists(path):
+                os.remove(path)
+                n += 1
+                fault_point(f"rollback:after_delete:{n}")
+        os.remove(self.journal)
+        _fsync_dir(os.path.dirname(self.journal))
+
+    def _discard(self, journal: dict[str, Any]) -> None:
+        """A commit whose files do not match: undo it and drop this run's staging,
+        whose markers cannot be trusted, so the retry recomputes."""
+        self._roll_back(journal)
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self._trusted.clear()
+
+    def _remove_unlisted(self, manifest: dict[str, Any] | None) -> None:
+        """Delete, in the run date's partitions, every file the manifest does not
+        list, and the ``.old-*`` folders older hearth versions left mid-swap."""
+        for table in TABLES:
+            final = _final_dir(self.output, table, self.run_date)
+            parent, base = os.path.split(final)
+            if os.path.isdir(parent):
+                for name in os.listdir(parent):
+                    if name.startswith(base + ".old-"):
+                        shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+            listed = _listed(self.output, manifest, table)
+            if listed is None or manifest is None or not os.path.isdir(final):
+                continue  # no manifest of this protocol: nothing is known to be stale
+            keep = set(listed)
+            for name in os.listdir(final):
+                path = os.path.join(final, name)
+                if path not in keep and os.path.isfile(path):
+                    os.remove(path)
+
+    def recover(self) -> dict[str, Any] | None:
+        """Finish or undo an interrupted commit of this run date, then remove files
+        no manifest lists. Returns the manifest when that completed this run's own
+        commit (nothing is left to do), else None."""
+        runs = os.path.dirname(self.journal)
+        if os.path.isdir(runs):
+            for name in os.listdir(runs):
+                if name.endswith(".tmp"):
+                    os.remove(os.path.join(runs, name))
+        journal = _read_json(self.journal)
+        completed = None
+        if journal is not None:
+            current = read_manifest(self.output, self.run_date)
+            mine = journal["run_id"] == self.run_id
+            if current is not None and current.get("commit") == journal["commit"]:
+                self._finish(journal, "recover", every_staging=mine)
+                completed = current if mine else None
+            elif mine:
+                try:
+                    self._roll_forward(journal, "recover")
+                    completed = journal["manifest"]
+                except FileNotFoundError:
+                    self._roll_back(journal)  # resume: shards whose files are gone rerun
+                except CommitError:
+                    self._discard(journal)
+                    raise
+            else:
+                self._roll_back(journal)
+        self._remove_unlisted(read_manifest(self.output, self.run_date))
+        return completed
 
 
 def previous_warm_state(output: str, run_date: str) -> str | None:
-    """The newest committed warm-state partition strictly before ``run_date``."""
+    """The newest committed warm-state partition strictly before ``run_date``.
+
+    None (a cold start) when that date's partition holds files its manifest does not
+    list, i.e. a commit of that date was interrupted and not yet recovered: the
+    reader globs the folder, and warm starts change speed, never the answer."""
     root = os.path.join(output, "_state", "warm")
     if not os.path.isdir(root):
         return None
-    dates = sorted(d.split("=", 1)[1] for d in os.listdir(root)
-                   if d.startswith("run_date=") and "." not in d.split("=", 1)[1])
-    earlier = [d for d in dates if d < run_date]
-    return os.path.join(root, f"run_date={earlier[-1]}") if earlier else None
+    dates = sorted((d.split("=", 1)[1] for d in os.listdir(root)
+                    if d.startswith("run_date=") and "." not in d.split("=", 1)[1]),
+                   reverse=True)
+    for day in (d for d in dates if d < run_date):
+        manifest = read_manifest(output, day)
+        if manifest is None:
+            continue  # never committed
+        folder = os.path.join(root, f"run_date={day}")
+        listed = _listed(output, manifest, "warm")
+        if listed is not None:
+            present = {os.path.join(folder, n) for n in os.listdir(folder)}
+            if present != set(listed) or os.path.exists(journal_path(output, day)):
+                return None
+        return folder
+    return None
