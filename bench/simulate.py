@@ -1,0 +1,479 @@
+"""Years of monthly hearth runs on a simulated multi-account book, against a naive
+per-account rebalancer on the same markets: the judge of hearth's decisions.
+
+    python bench/simulate.py --households 150 --years 5 --paths flat,bear,bull --seed 1 \\
+        [--workers 1] [--jobs 2] [--config run.toml] [--out DIR] [--dividends reinvest|cash]
+    python bench/simulate.py --quick        # 20 households, 1 year, a smoke run
+
+Each month (run on the 15th) and each market path, for hearth: the book state
+(households with year-to-date gains and carryforwards from the simulator's own
+tax accounting, accounts with cash / contribution / withdrawal, lots, today's
+prices, targets, model securities, the last 65 days of the simulator's trade
+log) is written as Parquet in the input contract, ``run_book`` runs on it
+in-process, the committed ``trades`` partition is read back and executed into
+lots and cash (sells reduce the named lots, buys become new lots), and the trade
+log grows. The naive rebalancer (``sim_naive.py``) trades its own copy of the
+same starting book on the same prices. Dividends are paid on the 1st (reinvested
+as new lots by default, as a custodian's dividend reinvestment does), the
+simulator applies IRC 1091 wash sales to both strategies, and each year is
+settled in January before that month's run (after the 30-day window of December's
+sales has closed); a tax larger than the taxable account's cash is a withdrawal
+that run must raise. ``sim_ledger.py`` has the accounting rules.
+
+Figures per path, hearth | naive: after-tax value difference in bps/yr (median,
+p10, p90 over households; terminal after-tax value: taxable at market less the
+liquidation tax net of carryforwards, traditional after retirement_rate,
+Roth/HSA as is), mean absolute class-weight error vs the model (household
+level, mean over the seven classes, post-trade, time-averaged, points), equity
+tilt (equities + REITs vs model, points), idle cash above the model's cash
+target (% of value), turnover ((buys + sells) / 2 / value, %/yr; dividend
+reinvestment excluded), taxes paid (bps/yr of mean value), losses realized and
+used by netting, wash sales and disallowed losses, share of household-months
+with trades, and hearth's statuses. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import glob
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sim_book import (  # noqa: E402
+    ACCOUNT_TYPES,
+    CASH,
+    CLASSES,
+    EQUITY,
+    PATHS,
+    RISKY,
+    Book,
+    build_book,
+    dividend_dates,
+    market_prices,
+    run_dates,
+)
+from sim_ledger import WASH_DAYS, Ledger, day  # noqa: E402
+from sim_naive import naive_orders  # noqa: E402
+
+from hearth.batch.config import RunConfig, load_config  # noqa: E402
+from hearth.batch.run import run_book  # noqa: E402
+from hearth.cluster.local import LocalExecutor  # noqa: E402
+
+TX_DAYS = 2 * WASH_DAYS + 5  # trade history handed to hearth (the contract asks for 30+ days)
+FAILED = ("error", "infeasible", "rejected")
+
+
+@dataclass
+class Series:
+    """Post-trade figures per month and household for one strategy."""
+
+    value: np.ndarray
+    class_error: np.ndarray  # mean abs class-weight error, points
+    tilt: np.ndarray  # equity share minus model equity share, points
+    idle: np.ndarray  # cash above the model's cash target, % of value
+    turnover: np.ndarray  # (buys + sells) / 2 / value of the month
+    traded: np.ndarray
+
+    @classmethod
+    def empty(cls, months: int, n_hh: int) -> Series:
+        return cls(*(np.zeros((months, n_hh)) for _ in range(5)), np.zeros((months, n_hh), bool))
+
+    def record(self, m: int, book: Book, ledger: Ledger, prices: np.ndarray) -> None:
+        pos = ledger.positions(prices)
+        value = pos.sum(axis=1)
+        w = pos / np.where(value > 0, value, 1.0)[:, None]
+        t = book.targets[book.model]
+        self.value[m] = value
+        self.class_error[m] = np.abs(w - t).mean(axis=1) * 100
+        self.tilt[m] = (w[:, EQUITY].sum(axis=1) - t[:, EQUITY].sum(axis=1)) * 100
+        self.idle[m] = np.maximum(w[:, CASH] - t[:, CASH], 0.0) * 100
+        self.turnover[m] = (ledger.buy_notional + ledger.sell_notional) / 2 / np.maximum(value, 1.0)
+        self.traded[m] = (ledger.buy_notional + ledger.sell_notional) > 0
+        ledger.buy_notional[:] = 0.0
+        ledger.sell_notional[:] = 0.0
+
+
+# -- the input contract ----------------------------------------------------------------------
+def _date_array(days: np.ndarray) -> pa.Array:
+    return pa.array(np.asarray(days, dtype=np.int64).astype("datetime64[D]"), pa.date32())
+
+
+def write_static(book: Book, folder: str) -> None:
+    """Targets and model securities: the same every month."""
+    os.makedirs(folder, exist_ok=True)
+    rows = [(m, c, float(book.targets[i, k])) for i, m in enumerate(book.model_names)
+            for k, c in enumerate(CLASSES)]
+    pq.write_table(pa.table({"model_id": [r[0] for r in rows], "asset_class": [r[1] for r in rows],
+                             "weight": [r[2] for r in rows]}), os.path.join(folder, "targets.parquet"))
+    ms = [(m, RISKY[int(book.sec_class[s])], str(book.sec_ids[s]), int(book.sec_rank[s]))
+          for m in book.model_names for s in range(len(book.sec_ids))]
+    pq.write_table(pa.table({"model_id": [r[0] for r in ms], "asset_class": [r[1] for r in ms],
+                             "security_id": [r[2] for r in ms],
+                             "rank": pa.array([r[3] for r in ms], pa.int64())}),
+                   os.path.join(folder, "model_securities.parquet"))
+
+
+def write_book(book: Book, ledger: Ledger, folder: str, today: int, prices: np.ndarray,
+               contribution: np.ndarray, withdrawal: np.ndarray, static: str) -> None:
+    """The ledger's state on ``today`` as an input book (tables the contract names)."""
+    os.makedirs(folder, exist_ok=True)
+    for name in ("targets", "model_securities"):
+        dst = os.path.join(folder, f"{name}.parquet")
+        if not os.path.exists(dst):
+            shutil.copyfile(os.path.join(static, f"{name}.parquet"), dst)
+    year = int(str(np.datetime64(today, "D"))[:4])
+    yt = ledger.year(year)
+    write = lambda name, cols: pq.write_table(pa.table(cols), os.path.join(folder, f"{name}.parquet"))  # noqa: E731
+    write("households", {
+        "household_id": book.hh_ids.tolist(), "model_id": [book.model_names[m] for m in book.model],
+        "st_rate": book.st_rate, "lt_rate": book.lt_rate, "ordinary_rate": book.ordinary_rate,
+        "qualified_div_rate": book.qualified_div_rate, "retirement_rate": book.retirement_rate,
+        "ytd_st_gain": np.round(yt.st, 2), "ytd_lt_gain": np.round(yt.lt, 2),
+        "loss_carryforward_st": np.round(ledger.carry_st, 2),
+        "loss_carryforward_lt": np.round(ledger.carry_lt, 2),
+        "filing_status": book.filing.tolist(),
+    })
+    write("accounts", {
+        "account_id": book.acct_ids.tolist(), "household_id": book.hh_ids[book.acct_hh].tolist(),
+        "account_type": [ACCOUNT_TYPES[t] for t in book.acct_type],
+        "cash": np.round(ledger.cash, 2), "contribution": np.round(contribution, 2),
+        "withdrawal": np.round(withdrawal, 2),
+    })
+    write("lots", {
+        "lot_id": ledger.lot_ids.tolist(), "account_id": book.acct_ids[ledger.lot_acct].tolist(),
+        "security_id": book.sec_ids[ledger.lot_sec].tolist(), "quantity": ledger.lot_qty,
+        "cost_basis": np.round(ledger.lot_basis, 2), "acquired_date": _date_array(ledger.lot_acquired),
+    })
+    write("securities", {
+        "security_id": book.sec_ids.tolist(), "asset_class": [RISKY[k] for k in book.sec_class],
+        "price": prices, "wash_group": book.sec_ids.tolist(), "income_yield": book.income_yield,
+        "qualified_fraction": book.qualified, "tax_exempt_fraction": book.exempt,
+        "foreign_tax_fraction": book.foreign, "cg_distribution": book.cg_dist,
+        "expected_return": book.expected_return, "cost_bps": book.cost_bps,
+    })
+    tx = [t for t in ledger.txlog if today - TX_DAYS <= t[2] < today]
+    write("transactions", {
+        "account_id": [str(book.acct_ids[t[0]]) for t in tx],
+        "security_id": [str(book.sec_ids[t[1]]) for t in tx],
+        "trade_date": _date_array(np.array([t[2] for t in tx], dtype=np.int64)),
+        "side": [t[3] for t in tx], "quantity": pa.array([t[4] for t in tx], pa.float64()),
+        "realized_gain": pa.array([None if t[3] == "buy" else round(t[5], 2) for t in tx], pa.float64()),
+    })
+
+
+def _committed(out: str, table: str, run_date: str) -> pa.Table:
+    """A committed partition, through the contract's path ``<table>/run_date=D/part-*.parquet``."""
+    files = sorted(glob.glob(os.path.join(out, table, f"run_date={run_date}", "part-*.parquet")))
+    if not files:
+        raise RuntimeError(f"hearth committed no {table} partition for {run_date} under {out}")
+    return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+
+
+@dataclass
+class Proposals:
+    sells: list[tuple[int, float]]
+    buys: list[tuple[int, int, float]]
+    status: dict[str, str]
+    messages: dict[str, str]
+    hearth_wash_sales: int
+    unknown_lots: int
+
+
+def read_proposals(book: Book, ledger: Ledger, out: str, run_date: str, acct_index: dict[str, int],
+                   sec_index: dict[str, int]) -> Proposals:
+    trades = _committed(out, "trades", run_date)
+    results = _committed(out, "household_results", run_date).to_pydict()
+    status = dict(zip(results["household_id"], results["status"]))
+    messages = {h: m for h, s, m in zip(results["household_id"], results["status"], results["message"])
+                if s in FAILED}
+    t = trades.to_pydict()
+    lot_index = {lid: i for i, lid in enumerate(ledger.lot_ids.tolist())}
+    sells, buys, unknown = [], [], 0
+    for side, lot, acct, sec, q in zip(t["side"], t["lot_id"], t["account_id"], t["security_id"],
+                                       t["quantity"]):
+        if side == "sell":
+            if lot not in lot_index:
+                unknown += 1
+                continue
+            sells.append((lot_index[lot], float(q)))
+        else:
+            buys.append((acct_index[acct], sec_index[sec], float(q)))
+    washes = int(np.sum(t["wash_sale"])) if "wash_sale" in t else 0
+    return Proposals(sorted(sells), sorted(buys), status, messages, washes, unknown)
+
+
+# -- one market path -------------------------------------------------------------------------
+def _cap_withdrawal(ledger: Ledger, wanted: np.ndarray, prices: np.ndarray) -> np.ndarray:
+    """A scheduled withdrawal never exceeds 95% of what the account holds."""
+    cap = 0.95 * ledger.account_values(prices) + ledger.cash * 0.05
+    paid = np.minimum(wanted, np.maximum(cap, 0.0))
+    ledger.counters.unfunded_withdrawal_dollars += float((wanted - paid).sum())
+    return paid
+
+
+def simulate_path(book: Book, path: str, years: int, seed: int, config: RunConfig, workers: int,
+                  out: str, reinvest: bool, band: float, keep_books: bool,
+                  log=sys.stderr) -> dict:
+    t0 = time.perf_counter()
+    months = 12 * years
+    run_prices, div_prices = market_prices(book, path, years, seed)
+    dates = run_dates(book.start, months)
+    div_dates = dividend_dates(book.start, months)
+    ledgers = {"hearth": Ledger(book), "naive": Ledger(book)}
+    series = {k: Series.empty(months, book.n_hh) for k in ledgers}
+    acct_index = {a: i for i, a in enumerate(book.acct_ids.tolist())}
+    sec_index = {s: i for i, s in enumerate(book.sec_ids.tolist())}
+    root = os.path.join(out, path)
+    static = os.path.join(root, "static")
+    write_static(book, static)
+    hearth_out = os.path.join(root, "hearth")
+    executor = LocalExecutor(workers)
+    statuses: dict[str, int] = {}
+    failures: list[dict] = []
+    hearth_washes = 0
+    run_seconds = 0.0
+    for m in range(months):
+        today = day(dates[m])
+        run_date = str(dates[m])
+        prices = run_prices[m]
+        if m > 0 and run_date[5:7] == "01":
+            for ledger in ledgers.values():
+                ledger.settle_year(int(run_date[:4]) - 1)
+                ledger.settle_cash()
+        # -- hearth ------------------------------------------------------------------------
+        ledger = ledgers["hearth"]
+        withdrawal = _cap_withdrawal(ledger, book.withdrawal + ledger.pending_withdrawal, prices)
+        ledger.pending_withdrawal[:] = 0.0
+        folder = os.path.join(root, "books", run_date) if keep_books else os.path.join(root, "book")
+        if not keep_books:
+            shutil.rmtree(folder, ignore_errors=True)
+        write_book(book, ledger, folder, today, prices, book.contribution, withdrawal, static)
+        t_run = time.perf_counter()
+        run_book(folder, hearth_out, run_date, config, executor, progress=False)
+        run_seconds += time.perf_counter() - t_run
+        prop = read_proposals(book, ledger, hearth_out, run_date, acct_index, sec_index)
+        hearth_washes += prop.hearth_wash_sales
+        ledger.counters.unknown_lots += prop.unknown_lots
+        for s in prop.status.values():
+            statuses[s] = statuses.get(s, 0) + 1
+        for h, msg in prop.messages.items():
+            if len(failures) < 20:
+                failures.append({"household": h, "run_date": run_date, "status": prop.status[h],
+                                 "message": msg})
+        ledger.cash += book.contribution
+        ledger.execute(today, prices, prop.sells, prop.buys)
+        ledger.cash -= withdrawal
+        ok = np.array([prop.status.get(h) in ("traded", "no_trade") for h in book.hh_ids.tolist()])
+        ledger.settle_cash(ok[book.acct_hh])
+        series["hearth"].record(m, book, ledger, prices)
+        # -- naive -------------------------------------------------------------------------
+        ledger = ledgers["naive"]
+        withdrawal = _cap_withdrawal(ledger, book.withdrawal + ledger.pending_withdrawal, prices)
+        ledger.pending_withdrawal[:] = 0.0
+        ledger.cash += book.contribution - withdrawal
+        sells, buys, _ = naive_orders(book, ledger, prices, book.contribution, withdrawal, band)
+        ledger.execute(today, prices, sells, buys)
+        ledger.settle_cash()
+        series["naive"].record(m, book, ledger, prices)
+        # -- income until the next run ---------------------------------------------------------
+        if m < months - 1:
+            for ledger in ledgers.values():
+                ledger.pay_income(day(div_dates[m]), div_prices[m], reinvest)
+                ledger.compact(day(div_dates[m]))
+        if (m + 1) % 12 == 0 or m == months - 1:
+            log.write(json.dumps({"event": "simulate", "path": path, "month": m + 1,
+                                  "run_date": run_date, "seconds": round(time.perf_counter() - t0, 1),
+                                  "lots": len(ledgers["hearth"].lot_qty), "statuses": statuses})
+                      + "\n")
+            log.flush()
+    last = dates[-1]
+    for ledger in ledgers.values():
+        ledger.settle_year(int(str(last)[:4]))
+        ledger.settle_cash()
+    atv = {k: ledgers[k].after_tax_value(day(last), run_prices[months - 1]) for k in ledgers}
+    return summarize(book, path, years, ledgers, series, atv, statuses, failures, hearth_washes,
+                     time.perf_counter() - t0, run_seconds)
+
+
+def _pct(x: np.ndarray, q: float) -> float:
+    return float(np.percentile(x, q))
+
+
+def summarize(book: Book, path: str, years: int, ledgers: dict[str, Ledger],
+              series: dict[str, Series], atv: dict[str, np.ndarray], statuses: dict[str, int],
+              failures: list[dict], hearth_washes: int, seconds: float, run_seconds: float) -> dict:
+    diff = ((atv["hearth"] / atv["naive"]) ** (1.0 / years) - 1.0) * 1e4
+    out: dict = {"path": path, "description": PATHS[path], "households": book.n_hh, "years": years,
+                 "after_tax_bps_per_year": {"median": float(np.median(diff)), "p10": _pct(diff, 10),
+                                            "p90": _pct(diff, 90), "mean": float(diff.mean()),
+                                            "share_ahead": float((diff > 0).mean())},
+                 "hearth_statuses": statuses, "hearth_failures": failures,
+                 "hearth_declared_wash_sales": hearth_washes,
+                 "seconds": round(seconds, 1), "hearth_run_seconds": round(run_seconds, 1)}
+    for k, led in ledgers.items():
+        s = series[k]
+        mean_value = s.value.mean(axis=0)
+        c = led.counters
+        out[k] = {
+            "after_tax_value": float(atv[k].sum()),
+            "class_weight_error_pts": float(s.class_error.mean()),
+            "equity_tilt_pts": float(s.tilt.mean()),
+            "equity_tilt_abs_pts": float(np.abs(s.tilt.mean(axis=0)).mean()),
+            "idle_cash_pct": float(s.idle.mean()),
+            "turnover_pct_per_year": float(s.turnover.sum(axis=0).mean() / years * 100),
+            "taxes_bps_per_year": float((led.taxes_paid / mean_value).mean() / years * 1e4),
+            "cg_tax_bps_per_year": float((led.cg_tax_paid / mean_value).mean() / years * 1e4),
+            "div_tax_bps_per_year": float((led.div_tax_paid / mean_value).mean() / years * 1e4),
+            "losses_realized": float(led.losses_realized.sum()),
+            "losses_used": float(led.losses_used.sum()),
+            "carryforward_left": float((led.carry_st + led.carry_lt).sum()),
+            "wash_sales": c.wash_sales, "disallowed_loss": c.disallowed_loss,
+            "disallowed_lost_in_ira": c.disallowed_lost_in_ira,
+            "months_with_trades_share": float(s.traded.mean()),
+            "sells": c.sells, "buys": c.buys,
+            "oversells": c.oversells, "unknown_lots": c.unknown_lots,
+            "cash_violations": c.cash_violations, "cash_violation_dollars": c.cash_violation_dollars,
+            "unfunded_withdrawal_dollars": c.unfunded_withdrawal_dollars,
+        }
+    return out
+
+
+# -- the report ------------------------------------------------------------------------------
+ROWS = [
+    ("after-tax value, $M", "after_tax_value", lambda v: f"{v / 1e6:,.2f}"),
+    ("class-weight error, pts", "class_weight_error_pts", lambda v: f"{v:.2f}"),
+    ("equity tilt, pts", "equity_tilt_pts", lambda v: f"{v:+.2f}"),
+    ("idle cash over target, %", "idle_cash_pct", lambda v: f"{v:.2f}"),
+    ("turnover, %/yr", "turnover_pct_per_year", lambda v: f"{v:.1f}"),
+    ("taxes paid, bps/yr", "taxes_bps_per_year", lambda v: f"{v:.1f}"),
+    ("  capital gains", "cg_tax_bps_per_year", lambda v: f"{v:.1f}"),
+    ("  dividends", "div_tax_bps_per_year", lambda v: f"{v:.1f}"),
+    ("losses realized, $k", "losses_realized", lambda v: f"{v / 1e3:,.0f}"),
+    ("losses used, $k", "losses_used", lambda v: f"{v / 1e3:,.0f}"),
+    ("carryforward left, $k", "carryforward_left", lambda v: f"{v / 1e3:,.0f}"),
+    ("wash sales", "wash_sales", lambda v: f"{v:,d}"),
+    ("disallowed loss, $k", "disallowed_loss", lambda v: f"{v / 1e3:,.1f}"),
+    ("  of it lost in IRA/Roth/HSA, $k", "disallowed_lost_in_ira", lambda v: f"{v / 1e3:,.1f}"),
+    ("household-months with trades", "months_with_trades_share", lambda v: f"{v:.1%}"),
+    ("order lines (sells / buys)", None, None),
+    ("oversold lots / unknown lots", None, None),
+    ("cash violations ($)", None, None),
+    ("withdrawals not funded, $", "unfunded_withdrawal_dollars", lambda v: f"{v:,.0f}"),
+]
+
+
+def criteria(r: dict) -> dict[str, bool]:
+    h, n = r["hearth"], r["naive"]
+    return {"median after-tax ahead": r["after_tax_bps_per_year"]["median"] > 0,
+            "class-weight error <= naive": h["class_weight_error_pts"] <= n["class_weight_error_pts"],
+            "equity tilt within 1 pt": abs(h["equity_tilt_pts"]) <= 1.0,
+            "turnover <= 2x naive": h["turnover_pct_per_year"] <= 2 * n["turnover_pct_per_year"],
+            "idle cash < 0.5%": h["idle_cash_pct"] < 0.5}
+
+
+def table(r: dict) -> str:
+    a = r["after_tax_bps_per_year"]
+    lines = [f"== path {r['path']}: {r['description']} ({r['households']} households, "
+             f"{r['years']} years, {r['seconds']:.0f}s, hearth runs {r['hearth_run_seconds']:.0f}s)",
+             f"after-tax lead of hearth, bps/yr: median {a['median']:+.1f}  p10 {a['p10']:+.1f}  "
+             f"p90 {a['p90']:+.1f}  mean {a['mean']:+.1f}  ahead in {a['share_ahead']:.0%} of households",
+             f"{'':34s}{'hearth':>14s}{'naive':>14s}"]
+    for label, key, fmt in ROWS:
+        h, n = r["hearth"], r["naive"]
+        if key is None:
+            if label.startswith("order"):
+                hv, nv = f"{h['sells']:,} / {h['buys']:,}", f"{n['sells']:,} / {n['buys']:,}"
+            elif label.startswith("oversold"):
+                hv, nv = f"{h['oversells']} / {h['unknown_lots']}", f"{n['oversells']} / {n['unknown_lots']}"
+            else:
+                hv = f"{h['cash_violations']} ({h['cash_violation_dollars']:,.2f})"
+                nv = "-"
+        else:
+            hv, nv = fmt(h[key]), fmt(n[key])
+        lines.append(f"{label:34s}{hv:>14s}{nv:>14s}")
+    lines.append("hearth statuses (household-months): "
+                 + ", ".join(f"{k} {v:,}" for k, v in sorted(r["hearth_statuses"].items())))
+    for f in r["hearth_failures"][:5]:
+        lines.append(f"  {f['status']}: {f['household']} on {f['run_date']}: {f['message']}")
+    lines.append("done criteria: " + ", ".join(f"{k} {'PASS' if v else 'FAIL'}"
+                                               for k, v in criteria(r).items()))
+    return "\n".join(lines)
+
+
+def _path_job(args: tuple) -> dict:
+    households, seed, path, years, config, workers, out, reinvest, band, keep_books = args
+    book = build_book(households, seed)
+    return simulate_path(book, path, years, seed, config, workers, out, reinvest, band, keep_books)
+
+
+def run(households: int, years: int, paths: list[str], seed: int, config: RunConfig, workers: int,
+        jobs: int, out: str, reinvest: bool = True, band: float = 0.05,
+        keep_books: bool = False) -> list[dict]:
+    """Simulate every path; paths run in ``jobs`` processes (each runs hearth in-process
+    with ``workers`` workers). Results are in the order of ``paths``."""
+    args = [(households, seed, p, years, config, workers, out, reinvest, band, keep_books) for p in paths]
+    if jobs <= 1 or len(paths) == 1:
+        return [_path_job(a) for a in args]
+    with cf.ProcessPoolExecutor(max_workers=min(jobs, len(paths)),
+                                mp_context=mp.get_context("spawn")) as pool:
+        return list(pool.map(_path_job, args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--households", type=int, default=150)
+    ap.add_argument("--years", type=int, default=5)
+    ap.add_argument("--paths", default="flat,bear,bull", help=f"comma-separated: {', '.join(PATHS)}")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1, help="hearth LocalExecutor workers per run")
+    ap.add_argument("--jobs", type=int, default=1, help="market paths simulated in parallel")
+    ap.add_argument("--config", default=None, help="hearth run configuration (TOML)")
+    ap.add_argument("--out", default=None, help="keep every month's book and hearth outputs here")
+    ap.add_argument("--dividends", choices=("reinvest", "cash"), default="reinvest")
+    ap.add_argument("--band", type=float, default=0.05, help="naive rebalancing band (absolute weight)")
+    ap.add_argument("--quick", action="store_true", help="20 households, 1 year")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.households, a.years = 20, 1
+    paths = [p.strip() for p in a.paths.split(",") if p.strip()]
+    for p in paths:
+        if p not in PATHS:
+            ap.error(f"unknown path {p!r}; use one of {', '.join(PATHS)}")
+    config = load_config(a.config)
+    out = a.out or tempfile.mkdtemp(prefix="hearth-sim-")
+    t0 = time.perf_counter()
+    try:
+        results = run(a.households, a.years, paths, a.seed, config, a.workers, a.jobs, out,
+                      a.dividends == "reinvest", a.band, keep_books=a.out is not None)
+    finally:
+        if a.out is None:
+            shutil.rmtree(out, ignore_errors=True)
+    wall = time.perf_counter() - t0
+    for r in results:
+        print(table(r))
+        print()
+    print(f"wall time {wall:.0f}s for {a.households} households x {12 * a.years} months x "
+          f"{len(paths)} paths (seed {a.seed}, dividends {a.dividends}, naive band {a.band:.0%})")
+    summary = {"command": {"households": a.households, "years": a.years, "paths": paths, "seed": a.seed,
+                           "workers": a.workers, "jobs": a.jobs, "config": a.config,
+                           "dividends": a.dividends, "band": a.band},
+               "wall_seconds": round(wall, 1), "paths": {r["path"]: r for r in results},
+               "criteria": {r["path"]: criteria(r) for r in results}}
+    print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
