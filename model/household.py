@@ -105,6 +105,11 @@ class Household:
     txn_date: np.ndarray  # datetime64[D]
     txn_buy: np.ndarray  # bool
     txn_realized_gain: np.ndarray  # nan = null
+    # optional per transaction: index into accounts / securities (-1 = unknown) and
+    # shares (nan = unknown); None where a Household was built without them
+    txn_account: np.ndarray | None = None
+    txn_security: np.ndarray | None = None
+    txn_quantity: np.ndarray | None = None
 
     # -- derived figures every consumer agrees on -------------------------------------
     @property
@@ -184,11 +189,18 @@ def make_household(
         restrictions=(),
         txn_group=np.zeros(0, dtype=np.int64), txn_date=np.zeros(0, dtype="datetime64[D]"),
         txn_buy=np.zeros(0, dtype=bool), txn_realized_gain=np.zeros(0),
+        txn_account=None, txn_security=None, txn_quantity=None,
     )
     unknown = set(optional) - set(defaults)
     if unknown:
         raise TypeError(f"unknown household fields: {sorted(unknown)}")
     defaults.update(optional)
+    n_t = len(defaults["txn_group"])
+    for name, fill, dtype in (("txn_account", -1, np.int64), ("txn_security", -1, np.int64),
+                              ("txn_quantity", np.nan, np.float64)):
+        given = defaults[name]
+        defaults[name] = (np.full(n_t, fill, dtype=dtype) if given is None
+                          else np.asarray(given, dtype=dtype))
     return Household(
         household_id=household_id,
         run_date=np.datetime64(str(run_date), "D"),

@@ -117,3 +117,29 @@ def tax_due(
     after = net_capital_gains(ytd_st + run_st, ytd_lt + run_lt, **common)  # type: ignore[arg-type]
     before = net_capital_gains(ytd_st, ytd_lt, **common)  # type: ignore[arg-type]
     return after.tax - before.tax
+
+
+def sold_gain(sell: np.ndarray, quantity: np.ndarray, cost_basis: np.ndarray,
+              price: np.ndarray) -> np.ndarray:
+    """Gain realized per lot by selling ``sell`` of its ``quantity`` shares at ``price``:
+    sale value minus the basis of the shares sold (basis shared pro rata per share;
+    trading costs are not deducted). An empty lot realizes nothing."""
+    held = quantity > 0
+    basis_sold = np.where(held, cost_basis * sell / np.where(held, quantity, 1.0), 0.0)
+    return sell * price - basis_sold
+
+
+def gains_by_term(gain: np.ndarray, is_long: np.ndarray,
+                  disallowed_loss: np.ndarray | None = None) -> tuple[float, float]:
+    """A run's realized (short-term, long-term) gains from per-lot gains (give zero for
+    lots in tax-advantaged accounts).
+
+    A loss that a wash sale disallows (``disallowed_loss``, positive dollars per lot) is
+    not realized (IRC 1091: it moves into the replacement's basis), so it is added back,
+    never more than the lot's own loss.
+    """
+    gain = np.asarray(gain, dtype=np.float64)
+    if disallowed_loss is not None:
+        gain = gain + np.clip(disallowed_loss, 0.0, np.maximum(-gain, 0.0))
+    is_long = np.asarray(is_long, dtype=bool)
+    return float(gain[~is_long].sum()), float(gain[is_long].sum())

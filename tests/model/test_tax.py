@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hearth.model.tax import long_term, net_capital_gains, tax_due
+from hearth.model.tax import gains_by_term, long_term, net_capital_gains, sold_gain, tax_due
 
 RATES = dict(st_rate=0.37, lt_rate=0.20, ordinary_rate=0.37)
 
@@ -107,3 +107,20 @@ def test_holding_period_matches_the_anniversary_rule_everywhere():
     for i in range(3 * 365):
         run = np.datetime64(datetime.date(2024, 1, 1) + datetime.timedelta(i))
         assert (long_term(acquired, run) == (anniversaries < run)).all(), run
+
+
+def test_sold_gain_shares_the_basis_per_share():
+    # 4 of 10 shares at $100, basis $1,200: 400 - 480 = -80; an empty lot realizes nothing
+    got = sold_gain(np.array([4.0, 0.0, 0.0]), np.array([10.0, 5.0, 0.0]),
+                    np.array([1_200.0, 100.0, 0.0]), np.array([100.0, 100.0, 100.0]))
+    assert got.tolist() == [-80.0, 0.0, 0.0]
+
+
+def test_gains_by_term_leaves_disallowed_losses_unrealized():
+    gain = np.array([-200.0, -240.0, 500.0, -100.0])
+    is_long = np.array([True, True, False, False])
+    assert gains_by_term(gain, is_long) == (400.0, -440.0)
+    # 200 and 80 of the long-term losses are washed: LT -160
+    assert gains_by_term(gain, is_long, np.array([200.0, 80.0, 0.0, 0.0])) == (400.0, -160.0)
+    # a disallowed amount never exceeds the lot's loss, and a gain has none to disallow
+    assert gains_by_term(gain, is_long, np.array([0.0, 0.0, 50.0, 300.0])) == (500.0, -440.0)
