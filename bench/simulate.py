@@ -224,10 +224,12 @@ def _cap_withdrawal(ledger: Ledger, wanted: np.ndarray, prices: np.ndarray) -> n
 
 
 def simulate_path(book: Book, path: str, years: int, seed: int, config: RunConfig, workers: int,
-                  out: str, reinvest: bool, band: float, keep_books: bool,
-                  log=sys.stderr) -> dict:
+                  out: str, reinvest: bool, band: float, keep_books: bool, *,
+                  months: int | None = None, state: dict | None = None, log=sys.stderr) -> dict:
+    """Simulate one market path for hearth and the naive; return its figures. ``months``
+    cuts the run short (tests); ``state`` receives the two ledgers at the end."""
     t0 = time.perf_counter()
-    months = 12 * years
+    months = 12 * years if months is None else min(months, 12 * years)
     run_prices, div_prices = market_prices(book, path, years, seed)
     dates = run_dates(book.start, months)
     div_dates = dividend_dates(book.start, months)
@@ -303,7 +305,9 @@ def simulate_path(book: Book, path: str, years: int, seed: int, config: RunConfi
         ledger.settle_year(int(str(last)[:4]))
         ledger.settle_cash()
     atv = {k: ledgers[k].after_tax_value(day(last), run_prices[months - 1]) for k in ledgers}
-    return summarize(book, path, years, ledgers, series, atv, statuses, failures, hearth_washes,
+    if state is not None:
+        state.update(ledgers)
+    return summarize(book, path, months / 12, ledgers, series, atv, statuses, failures, hearth_washes,
                      time.perf_counter() - t0, run_seconds)
 
 
@@ -311,7 +315,7 @@ def _pct(x: np.ndarray, q: float) -> float:
     return float(np.percentile(x, q))
 
 
-def summarize(book: Book, path: str, years: int, ledgers: dict[str, Ledger],
+def summarize(book: Book, path: str, years: float, ledgers: dict[str, Ledger],
               series: dict[str, Series], atv: dict[str, np.ndarray], statuses: dict[str, int],
               failures: list[dict], hearth_washes: int, seconds: float, run_seconds: float) -> dict:
     diff = ((atv["hearth"] / atv["naive"]) ** (1.0 / years) - 1.0) * 1e4
