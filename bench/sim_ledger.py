@@ -116,7 +116,8 @@ class Counters:
     unknown_lots: int = 0
     cash_violations: int = 0
     cash_violation_dollars: float = 0.0
-    unfunded_withdrawal_dollars: float = 0.0
+    unfunded_withdrawal_dollars: float = 0.0  # scheduled withdrawals beyond 95% of the account
+    deferred_withdrawal_dollars: float = 0.0  # cash short after a run, raised the next month
     wash_sales: int = 0
     disallowed_loss: float = 0.0
     disallowed_lost_in_ira: float = 0.0
@@ -380,10 +381,10 @@ class Ledger:
         """Negative cash after a run becomes a withdrawal the next run must raise. Where the
         tool's own trades caused it (``accounts_traded``), it is a cash violation as well."""
         short = self.cash < -0.01
-        if accounts_traded is not None:
-            bad = short & accounts_traded
-            self.counters.cash_violations += int(bad.sum())
-            self.counters.cash_violation_dollars += float(-self.cash[bad].sum())
+        bad = short & accounts_traded if accounts_traded is not None else np.zeros_like(short)
+        self.counters.cash_violations += int(bad.sum())
+        self.counters.cash_violation_dollars += float(-self.cash[bad].sum())
+        self.counters.deferred_withdrawal_dollars += float(-self.cash[short & ~bad].sum())
         self.pending_withdrawal[short] += -self.cash[short]
         self.cash = np.maximum(self.cash, 0.0)
 

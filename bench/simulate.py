@@ -217,7 +217,7 @@ def read_proposals(book: Book, ledger: Ledger, out: str, run_date: str, acct_ind
 # -- one market path -------------------------------------------------------------------------
 def _cap_withdrawal(ledger: Ledger, wanted: np.ndarray, prices: np.ndarray) -> np.ndarray:
     """A scheduled withdrawal never exceeds 95% of what the account holds."""
-    cap = 0.95 * ledger.account_values(prices) + ledger.cash * 0.05
+    cap = 0.95 * ledger.account_values(prices)
     paid = np.minimum(wanted, np.maximum(cap, 0.0))
     ledger.counters.unfunded_withdrawal_dollars += float((wanted - paid).sum())
     return paid
@@ -350,6 +350,7 @@ def summarize(book: Book, path: str, years: float, ledgers: dict[str, Ledger],
             "oversells": c.oversells, "unknown_lots": c.unknown_lots,
             "cash_violations": c.cash_violations, "cash_violation_dollars": c.cash_violation_dollars,
             "unfunded_withdrawal_dollars": c.unfunded_withdrawal_dollars,
+            "deferred_withdrawal_dollars": c.deferred_withdrawal_dollars,
         }
     return out
 
@@ -374,7 +375,8 @@ ROWS = [
     ("order lines (sells / buys)", None, None),
     ("oversold lots / unknown lots", None, None),
     ("cash violations ($)", None, None),
-    ("withdrawals not funded, $", "unfunded_withdrawal_dollars", lambda v: f"{v:,.0f}"),
+    ("withdrawals capped, $", "unfunded_withdrawal_dollars", lambda v: f"{v:,.0f}"),
+    ("withdrawals deferred a month, $", "deferred_withdrawal_dollars", lambda v: f"{v:,.0f}"),
 ]
 
 
