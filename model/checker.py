@@ -125,6 +125,8 @@ class WashSales:
 
 
 def _where(mask: np.ndarray) -> list[int]:
+    if not mask.any():  # the common case, and much cheaper than flatnonzero
+        return []
     return [int(i) for i in np.flatnonzero(mask)]
 
 
@@ -284,7 +286,8 @@ def cash_needs(hh: Household) -> np.ndarray:
     return np.where(hh.tradable & (need > MONEY_TOL), need, 0.0)
 
 
-def least_tax_raise(hh: Household, restricted: _Restricted | None = None) -> np.ndarray:
+def least_tax_raise(hh: Household, restricted: _Restricted | None = None,
+                    is_long: np.ndarray | None = None) -> np.ndarray:
     """Shares per lot of the least-tax sale that meets the household's cash needs: no_hold
     lots whole, then per account its sellable lots by marginal tax per dollar of net
     proceeds (losses first), the last one partly."""
@@ -298,7 +301,8 @@ def least_tax_raise(hh: Household, restricted: _Restricted | None = None) -> np.
     if not (short > MONEY_TOL).any():
         return x
     taxable = hh.account_type[hh.lot_account] == TAXABLE
-    rate = np.where(long_term(hh.acquired, hh.run_date), hh.lt_rate, hh.st_rate)
+    is_long = long_term(hh.acquired, hh.run_date) if is_long is None else is_long
+    rate = np.where(is_long, hh.lt_rate, hh.st_rate)
     per_dollar = np.where(taxable, rate * _gain_per_share(hh), 0.0) / np.where(net > 0, net, 1.0)
     order = np.lexsort((np.arange(hh.n_lots), per_dollar))
     for a in _where(short > MONEY_TOL):
@@ -315,7 +319,7 @@ def least_tax_raise(hh: Household, restricted: _Restricted | None = None) -> np.
 
 def _relief(hh: Household, restricted: _Restricted, wash_sale_days: int,
             is_long: np.ndarray) -> _Relief:
-    x = least_tax_raise(hh, restricted)
+    x = least_tax_raise(hh, restricted, is_long)
     if not (x > 0).any():
         return _Relief(0.0, 0.0, "")
     none = np.zeros(0, dtype=np.int64)
@@ -360,7 +364,7 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
     """Every hard-rule violation of a proposal; empty when it may be executed.
 
     ``disallowed_loss`` is the model's declared disallowed loss per lot (dollars >= 0;
-    None: none declared), checked against the checker's own wash-sale figures.
+    None or nan: none declared), checked against the checker's own wash-sale figures.
     """
     v: list[Violation] = []
     sell = np.asarray(sell, dtype=np.float64)
@@ -444,8 +448,8 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
                            f"loss sale in wash group {hh.wash_groups[group_of_lot[l]]} is washed "
                            f"(${ws.disallowed[l]:,.2f} disallowed) by {ws.replacement[l]}; "
                            "only a cash need may force a washed sale"))
-    declared = np.zeros(hh.n_lots) if disallowed_loss is None else np.asarray(
-        disallowed_loss, dtype=np.float64)
+    declared = np.zeros(hh.n_lots) if disallowed_loss is None else np.nan_to_num(
+        np.asarray(disallowed_loss, dtype=np.float64), nan=0.0)  # null: none disallowed
     for l in _where(np.abs(declared - ws.disallowed) > MONEY_TOL):
         found = f"washed by {ws.replacement[l]}" if ws.replacement[l] else "not washed"
         v.append(Violation("wash_sale_declared", hh.lot_ids[l],
@@ -459,13 +463,18 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
     recent_loss = ((hh.txn_date >= start) & (hh.txn_date <= hh.run_date) & ~hh.txn_buy
                    & ~(hh.txn_realized_gain >= 0) & ~t_advantaged)  # nan (null) is a loss
     buy_group = hh.wash_group[buy_security]
-    for j in _where(np.isin(buy_group, hh.txn_group[recent_loss])):
+    n_groups = len(hh.wash_groups)
+    lost_recently = np.zeros(n_groups, dtype=bool)
+    lost_recently[hh.txn_group[recent_loss]] = True
+    bought_today = np.zeros(n_groups, dtype=bool)
+    bought_today[buy_group] = True
+    for j in _where(lost_recently[buy_group]):
         g = int(buy_group[j])
         when = hh.txn_date[recent_loss & (hh.txn_group == g)].max()
         v.append(Violation("wash_sale_w2", buy_record(j),
                            f"buys wash group {hh.wash_groups[g]} within "
                            f"{rules.wash_sale_days} days of a loss sale (on {when})"))
-    for l in _where(ws.loss_sale & np.isin(group_of_lot, buy_group)):
+    for l in _where(ws.loss_sale & bought_today[group_of_lot]):
         v.append(Violation("wash_sale_w3", hh.lot_ids[l],
                            f"loss sale while the proposal buys wash group "
                            f"{hh.wash_groups[group_of_lot[l]]}"))

@@ -125,6 +125,7 @@ def test_one_repurchase_is_matched_once_across_two_loss_sales(two_losses):
     # the classic bug: both sales see all 10 replacement shares (8 x 25, 6 x 40)
     assert rules(hh, [8, 6, 0], disallowed=[200.0, 240.0, 0.0]) == {"wash_sale_declared"}
     assert rules(hh, [8, 6, 0]) == {"wash_sale_declared"}  # nothing declared
+    assert rules(hh, [8, 6, 0], disallowed=[200.0, np.nan, np.nan]) == {"wash_sale_declared"}
 
 
 def test_the_disallowed_loss_is_never_above_the_realized_loss(two_losses):
