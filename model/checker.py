@@ -11,7 +11,8 @@ Wash sales
 The window is ``wash_sale_days`` (W, 30): start = run date - W days.
 
 * A **loss sale** is a proposed sale of a lot in a taxable account whose gain per
-  share (price - basis / quantity) is below zero.
+  share (price - basis / quantity) is below zero (below -LOSS_PER_SHARE_TOL, 1e-9
+  dollars: a basis equal to the price up to float noise is no loss).
 * The **replacement pool** of wash group g, household-wide, is
   (a) for every lot of g (any account) acquired on or after start, its shares still
   held after the proposal (quantity - sold);
@@ -88,6 +89,9 @@ from hearth.model.tolerances import (
     qty_tol,
 )
 
+# A sale loses money only below this gain per share (dollars): a basis that equals the
+# price up to float noise is no loss. The model uses the same figure (model/wash.py).
+LOSS_PER_SHARE_TOL = 1e-9
 # A quantity is a multiple of the increment when q / increment is this close to an
 # integer (plus the float spacing of q / increment, which grows with its size).
 INCREMENT_RTOL = 1e-6
@@ -158,7 +162,7 @@ def wash_sales(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
     sell = np.asarray(sell, dtype=np.float64)
     per_share = _gain_per_share(hh)
     taxable = hh.account_type[hh.lot_account] == TAXABLE
-    loss_sale = (sell > 0) & taxable & (per_share < 0)
+    loss_sale = (sell > 0) & taxable & (per_share < -LOSS_PER_SHARE_TOL)
     washed = np.zeros(n)
     disallowed = np.zeros(n)
     replacement = [""] * n

@@ -234,3 +234,13 @@ def test_w2_a_loss_sale_in_the_window_blocks_an_ira_buy(book, account, gain, dat
     hh = book(("L0", IRA, BND, 10, 1_000, "2020-01-02"),
               **txns((account, STK, date, "sell", 50, gain)))
     assert ("wash_sale_w2" in rules(hh, [0], buys=[(IRA, STK, 275.0)])) is blocked
+
+
+def test_a_basis_equal_to_the_price_up_to_float_noise_is_no_loss(book):
+    # 3 shares at a $300.0000000003 basis: -1e-10 per share is noise, not a loss sale
+    hh = book(("L0", TAX, STK, 3, 300.0000000003, "2020-01-02"))
+    assert washes(hh, [3], buys=[(IRA, STK, 1.0)]).loss_sale.tolist() == [False]
+    assert rules(hh, [3], buys=[(IRA, STK, 1.0)]) == set()  # no W3
+    # a cent a share is a loss (W3), though its 1-share wash ($0.01) is within tolerance
+    cent = book(("L0", TAX, STK, 3, 300.03, "2020-01-02"))
+    assert rules(cent, [3], buys=[(IRA, STK, 1.0)]) == {"wash_sale_w3"}
