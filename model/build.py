@@ -1,9 +1,13 @@
 """Assembly of one household's linear program from its arrays.
 
 ``derive`` turns the household's records into per-lot and per-(account, security)
-figures once; each ``rows_*`` function is one constraint family that returns its
-rows as coordinates; ``build`` stacks them into a CSC matrix for HiGHS. Adding a
-rule means adding one ``rows_*`` function (and its tests).
+figures once. The objective is a sum of named terms, one function each
+(``drift_cost``, ``realized_tax_cost`` from ``tax_on_realized``, ``location_cost``,
+``trading_cost``, ``preference_cost``, ``tie_break``); the rules that act on
+column bounds are ``rule_*`` functions (no_sell, W1, no_hold, W2); each ``rows_*``
+function is one constraint family that returns its rows as coordinates; ``build``
+stacks them into a CSC matrix for HiGHS. Adding a rule means adding one function
+(and its tests).
 
 The math, with V the dollars targets apply to (``Household.target_value``):
 
@@ -11,14 +15,19 @@ The math, with V the dollars targets apply to (``Household.target_value``):
           + sum_as (cost_as + loc_as + pref_as) buy_as
           + w_in * in-band drift + w_out * out-of-band drift
   s.t.  cash balance per account, exposure per asset class, budgets.
+
+The location part (loc) is kept apart in ``LinearProgram.location``: the solve
+first fixes class exposures without it, then lets it choose where they sit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
+from hearth.model import wash
 from hearth.model.household import (
     EDUCATION,
     HSA,
@@ -28,10 +37,11 @@ from hearth.model.household import (
     Household,
 )
 from hearth.model.lp import Layout, LinearProgram, ModelSettings
-from hearth.model.tax import long_term
+from hearth.model.tax import long_term, net_capital_gains
+from hearth.model.tolerances import MONEY_TOL
+from hearth.model.wash import GAIN_EPS
 
 ELASTIC_PENALTY = 1_000.0  # dollars of objective per dollar of violated constraint
-GAIN_EPS = 1e-9  # gain per share below which a lot counts as a loss
 TIE_BREAK = 1e-6  # objective dollars per traded dollar, varied by column position
 
 
@@ -43,7 +53,7 @@ class Derived:
     gain_per_share: np.ndarray
     is_long: np.ndarray
     rate_now: np.ndarray  # st_rate or lt_rate per lot
-    tax_coef: np.ndarray  # c_l * gain per share, dollars of objective per share sold (taxable)
+    tax_coef: np.ndarray  # objective dollars per share sold (taxable lots; 0 elsewhere)
     lot_taxable: np.ndarray
     lot_tradable: np.ndarray
     no_buy: np.ndarray  # [n_a, n_s] bool (no_buy, no_trade and no_hold)
@@ -51,9 +61,11 @@ class Derived:
     no_hold: np.ndarray  # [n_a, n_s] bool
     tau: np.ndarray  # [n_a, n_s] annual tax drag per dollar held
     buyable: np.ndarray  # [n_a, n_s] bool: a buy column exists
-    w1_group: np.ndarray  # bool per wash group: recent purchase, no loss sales today
+    w1_blocked: np.ndarray  # bool per lot: a loss sale that replacement shares would wash
+    w1_groups: np.ndarray  # bool per wash group with a W1-blocked lot
     w2_group: np.ndarray  # bool per wash group: recent loss sale, no buys today
     forced_sell: np.ndarray  # bool per lot: no_hold forces the sale
+    cash_need: np.ndarray  # dollars per account that must be raised today (tradable)
     current_by_class: np.ndarray  # dollars per class, lots of every account (cash excluded)
     forced_cash: bool  # a withdrawal or cash shortfall must be met, or a no_hold sale made
     target_value: float
@@ -85,31 +97,38 @@ def restriction_masks(hh: Household) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return no_buy, no_sell, no_hold
 
 
-def tax_drag(hh: Household) -> np.ndarray:
-    """tau[a, s]: annual tax drag per dollar of security s held in account a."""
-    iy, qf, ex = hh.income_yield, hh.qualified_fraction, hh.tax_exempt_fraction
+def tax_drag(hh: Household, s: ModelSettings | None = None) -> np.ndarray:
+    """tau[a, s]: annual tax drag per dollar of security s held in account a.
+
+    - taxable: income at its rates (qualified dividends, ordinary income; the
+      tax-exempt share carries no federal tax, and the qualified share can be at
+      most what is not exempt), capital-gain distributions at lt_rate, plus the
+      present value of the eventual capital-gains tax on price growth over the
+      horizon, spread over it as a yearly figure (divided by the annuity factor);
+      foreign tax is credited, so zero net;
+    - traditional: expected_return x retirement_rate (growth leaves as ordinary income);
+    - roth, hsa, education: income_yield x foreign_tax_fraction (withholding is lost).
+    """
+    s = s if s is not None else ModelSettings()
+    iy, ex = hh.income_yield, np.clip(hh.tax_exempt_fraction, 0.0, 1.0)
+    qf = np.minimum(np.clip(hh.qualified_fraction, 0.0, 1.0), 1.0 - ex)
+    growth = np.maximum(hh.expected_return - iy - hh.cg_distribution, 0.0)
+    h = s.horizon_years
+    growth_tax = hh.lt_rate * ((1.0 + growth) ** h - 1.0) * s.discount / s.annuity
     taxable = (iy * (qf * hh.qualified_div_rate + np.maximum(1.0 - qf - ex, 0.0) * hh.ordinary_rate)
-               + hh.cg_distribution * hh.lt_rate)
+               + hh.cg_distribution * hh.lt_rate + growth_tax)
     by_type = np.empty((5, hh.n_securities))
-    by_type[TAXABLE] = taxable  # foreign tax is credited: zero net
+    by_type[TAXABLE] = taxable
     by_type[TRADITIONAL] = hh.expected_return * hh.retirement_rate
     by_type[ROTH] = by_type[HSA] = by_type[EDUCATION] = iy * hh.foreign_tax_fraction
     return by_type[hh.account_type]
 
 
-def wash_windows(hh: Household, days: int) -> tuple[np.ndarray, np.ndarray]:
-    """(recent purchase, recent taxable loss sale) per wash group, within ``days``."""
-    start = hh.run_date - np.timedelta64(days, "D")
-    n_g = len(hh.wash_groups)
-    purchased = np.zeros(n_g, dtype=bool)
-    loss_sold = np.zeros(n_g, dtype=bool)
-    in_window = (hh.txn_date >= start) & (hh.txn_date <= hh.run_date)
-    purchased[hh.txn_group[in_window & hh.txn_buy]] = True
-    loss = in_window & ~hh.txn_buy & (hh.txn_realized_gain < 0)  # nan compares False
-    loss_sold[hh.txn_group[loss]] = True
-    recent_lots = hh.acquired >= start
-    purchased[hh.wash_group[hh.lot_security[recent_lots]]] = True
-    return purchased, loss_sold
+def cash_needs(hh: Household) -> np.ndarray:
+    """Dollars each tradable account must raise today: withdrawal plus min_cash
+    beyond its cash and contribution."""
+    need = hh.withdrawal + hh.min_cash - hh.cash - hh.contribution
+    return np.where(hh.tradable & (need > MONEY_TOL), need, 0.0)
 
 
 def derive(hh: Household, s: ModelSettings) -> Derived:
@@ -119,31 +138,167 @@ def derive(hh: Household, s: ModelSettings) -> Derived:
     is_long = long_term(hh.acquired, hh.run_date)
     rate_now = np.where(is_long, hh.lt_rate, hh.st_rate)
     lot_taxable = hh.account_type[hh.lot_account] == TAXABLE
-    c = rate_now - hh.lt_rate * s.discount
-    tax_coef = np.where(lot_taxable, c * gain, 0.0)
-    if not hh.tlh_enabled:  # losses earn nothing: never sold for their own sake
-        tax_coef = np.where(gain < 0, 0.0, tax_coef)
     no_buy, no_sell, no_hold = restriction_masks(hh)
     tradable = hh.tradable
     buyable = (tradable[:, None] & hh.menu & (hh.rank > 0)[None, :] & ~no_buy)
-    w1, w2 = wash_windows(hh, s.wash_sale_days)
     forced = no_hold[hh.lot_account, hh.lot_security] & tradable[hh.lot_account]
+    need = cash_needs(hh)
+    # W1 gives way where cash needs force the sale: such a loss sale is made, washed,
+    # and reported with its disallowed loss (hearth.model.wash).
+    w1 = wash.w1_blocked_lots(hh, gain, s.wash_sale_days, s.dust_shares)
+    w1 &= ~(forced | (need[hh.lot_account] > 0))
+    w1_groups = np.zeros(len(hh.wash_groups), dtype=bool)
+    w1_groups[hh.wash_group[hh.lot_security[w1]]] = True
     current = np.bincount(hh.asset_class[hh.lot_security], weights=hh.quantity * lot_price,
                           minlength=len(hh.classes)).astype(np.float64)  # float even with no lots
     value = float(current.sum() + hh.cash.sum())  # Household.value(), from what is at hand
     band = hh.drift_threshold if hh.drift_threshold is not None else s.drift_threshold
-    forced_cash = bool(((hh.withdrawal > 0) | (hh.cash < hh.min_cash))[tradable].any()
-                       or (forced & (hh.quantity > 0)).any())
-    return Derived(
+    forced_cash = bool((need > 0).any() or (forced & (hh.quantity > 0)).any())
+    partial = Derived(
         lot_price=lot_price, gain_per_share=gain, is_long=is_long, rate_now=rate_now,
-        tax_coef=tax_coef, lot_taxable=lot_taxable, lot_tradable=tradable[hh.lot_account],
-        no_buy=no_buy, no_sell=no_sell, no_hold=no_hold, tau=tax_drag(hh), buyable=buyable,
-        w1_group=w1, w2_group=w2, forced_sell=forced, current_by_class=current,
-        forced_cash=forced_cash,
+        tax_coef=np.zeros(hh.n_lots), lot_taxable=lot_taxable,
+        lot_tradable=tradable[hh.lot_account],
+        no_buy=no_buy, no_sell=no_sell, no_hold=no_hold, tau=tax_drag(hh, s), buyable=buyable,
+        w1_blocked=w1, w1_groups=w1_groups,
+        w2_group=wash.recent_loss_groups(hh, s.wash_sale_days), forced_sell=forced,
+        cash_need=need, current_by_class=current, forced_cash=forced_cash,
         target_value=value + float(hh.contribution.sum() - hh.withdrawal.sum()
                                    + hh.held_away.sum()),
         value=value, band=float(band),
     )
+    return dataclasses.replace(partial, tax_coef=tax_on_realized(hh, partial, s))
+
+
+# -- objective terms: one function each, dollars per unit of a column ----------------------
+
+def loss_pool(hh: Household) -> float:
+    """Dollars of gain this run can realize with no tax this year: the loss
+    carried past this year's netting of the year-to-date figures (beyond the
+    ordinary-income offset it already takes)."""
+    year = net_capital_gains(hh.ytd_st_gain, hh.ytd_lt_gain,
+                             carryforward_st=hh.loss_carryforward_st,
+                             carryforward_lt=hh.loss_carryforward_lt, st_rate=hh.st_rate,
+                             lt_rate=hh.lt_rate, ordinary_rate=hh.ordinary_rate,
+                             filing_status=hh.filing_status)
+    return float(year.carryforward_st + year.carryforward_lt)
+
+
+def tax_on_realized(hh: Household, d: Derived, s: ModelSettings) -> np.ndarray:
+    """Objective dollars per share sold of each lot, priced at the household's tax
+    position: what the sale does to this year's netted tax, minus the tax it saves
+    at the horizon (deferral: r_lt (1 + d)^-H per dollar of gain).
+
+    - With net gains so far this year (no loss pool), a gain costs its rate now
+      (st_rate or lt_rate) and a loss saves it: c_l = r_now - r_lt (1 + d)^-H.
+    - With a loss pool (carryforwards or year-to-date losses beyond what netting
+      uses), a gain is absorbed and costs only the carryforward it uses up, and a
+      loss only adds to the carryforward: both at r_lt (1 + d)^-k, k =
+      ``carryforward_years``, instead of r_now. (A run realizing more gain than
+      the pool is priced at the starting position; the tax budget is checked
+      exactly after the solve.)
+
+    Sells in tax-advantaged accounts have no tax term. A loss lot whose whole
+    harvest is worth less than ``harvest_min_benefit`` earns nothing for its
+    loss: it is sold only when rebalancing needs it, never for a sliver of value
+    that starts a 30-day lockout; so are all losses when harvesting is off, and
+    loss lots a cash need sells inside a W1 window (a washed loss is deferred)."""
+    pooled = loss_pool(hh) > MONEY_TOL
+    r_now = np.full(hh.n_lots, hh.lt_rate * s.carryforward_value) if pooled else d.rate_now
+    c = r_now - hh.lt_rate * s.discount
+    coef = np.where(d.lot_taxable, c * d.gain_per_share, 0.0)
+    loss = coef < 0
+    small = -coef * hh.quantity * s.tax_weight < s.harvest_min_benefit
+    no_credit = loss & (small | (not hh.tlh_enabled) | washable_lots(hh, d, s))
+    return np.where(no_credit, 0.0, coef)
+
+
+def washable_lots(hh: Household, d: Derived, s: ModelSettings) -> np.ndarray:
+    """Loss lots that cash needs may sell inside a W1 window: a washed loss is
+    deferred, not realized, so the objective credits none of it."""
+    w1_any = wash.w1_blocked_lots(hh, d.gain_per_share, s.wash_sale_days, s.dust_shares)
+    return w1_any & ~d.w1_blocked
+
+
+def location_cost(hh: Household, d: Derived, s: ModelSettings, lay: Layout) -> np.ndarray:
+    """Asset location: the present value of the tax drag of what each trade adds to
+    (buys) or removes from (sells) an account, tau x A per dollar. Solved in its own
+    stage with class exposures fixed, so it decides where, never how much."""
+    a_l, s_l = hh.lot_account[lay.sell_lot], hh.lot_security[lay.sell_lot]
+    sell = -lay.sell_mult * d.tau[a_l, s_l] * s.annuity * d.lot_price[lay.sell_lot]
+    buy = d.tau[lay.buy_account, lay.buy_security] * s.annuity * hh.price[lay.buy_security]
+    return s.location_weight * np.concatenate([sell, buy])
+
+
+def trading_cost(hh: Household, d: Derived, s: ModelSettings, lay: Layout) -> np.ndarray:
+    """cost_bps x traded value, both sides."""
+    s_l = hh.lot_security[lay.sell_lot]
+    sell = lay.sell_mult * hh.cost_rate[s_l] * d.lot_price[lay.sell_lot]
+    buy = hh.cost_rate[lay.buy_security] * hh.price[lay.buy_security]
+    return s.cost_weight * np.concatenate([sell, buy])
+
+
+def preference_cost(hh: Household, d: Derived, s: ModelSettings, lay: Layout) -> np.ndarray:
+    """A small cost per dollar held in a rank > 1 (or unlisted) security: equivalents
+    are kept rather than sold at a gain, and primaries are bought."""
+    pref = np.where(hh.rank == 1, 0.0, s.preference_per_dollar * np.maximum(hh.rank - 1, 1))
+    s_l = hh.lot_security[lay.sell_lot]
+    sell = -lay.sell_mult * pref[s_l] * d.lot_price[lay.sell_lot]
+    buy = pref[lay.buy_security] * hh.price[lay.buy_security]
+    return np.concatenate([sell, buy])
+
+
+def realized_tax_cost(hh: Household, d: Derived, s: ModelSettings, lay: Layout) -> np.ndarray:
+    """The tax term per sell column (zero for buys)."""
+    sell = s.tax_weight * lay.sell_mult * d.tax_coef[lay.sell_lot]
+    return np.concatenate([sell, np.zeros(len(lay.buy_account))])
+
+
+def drift_cost(hh: Household, d: Derived, s: ModelSettings, lay: Layout) -> np.ndarray:
+    """w_in per dollar of deviation inside the band, w_out outside it, per class
+    (over-in, over-out, under-in, under-out); cash is a class like any other."""
+    return np.array([s.drift_weight_in, s.drift_weight_out,
+                     s.drift_weight_in, s.drift_weight_out] * lay.n_classes)
+
+
+def tie_break(hh: Household, d: Derived, lay: Layout) -> np.ndarray:
+    """Break ties deterministically (two lots with the same gain per share, two alike
+    accounts that could swap what they buy): a cost far below a cent per trade that
+    differs quasi-randomly by the column's stable position (quadratic in it: a
+    linear pattern cancels around swap cycles between alike accounts), so one
+    optimum wins whatever the starting basis."""
+    n_sell = lay.n_sell
+    j = 1.0 + np.arange(n_sell + len(lay.buy_account))
+    tie = TIE_BREAK * (1.0 + np.modf(j * j * 0.6180339887498949)[0])
+    dollars = np.concatenate([lay.sell_mult * d.lot_price[lay.sell_lot],
+                              hh.price[lay.buy_security]])
+    return tie * dollars
+
+
+# -- rules that act on column bounds: one function each -----------------------------------
+
+def rule_no_sell(hh: Household, d: Derived, lots: np.ndarray) -> np.ndarray:
+    """no_sell / no_trade restrictions: these lots cannot be sold."""
+    return d.no_sell[hh.lot_account[lots], hh.lot_security[lots]]
+
+
+def rule_w1(hh: Household, d: Derived, lots: np.ndarray) -> np.ndarray:
+    """W1: loss lots whose sale replacement shares would wash (and no cash need
+    forces): not sold, unless the pool is cleared (hearth.model.solve)."""
+    return d.w1_blocked[lots]
+
+
+def rule_no_hold(hh: Household, d: Derived, lots: np.ndarray) -> np.ndarray:
+    """no_hold: these lots must be sold whole (even at a tax cost, even inside W1)."""
+    return d.forced_sell[lots]
+
+
+def rule_no_buy_groups(hh: Household, d: Derived, lots: np.ndarray) -> np.ndarray:
+    """W2, and W3 with no choice left: per wash group, whether it may not be bought
+    today (a recent loss sale, or a loss sale that a no_hold restriction forces)."""
+    forced_loss = d.forced_sell[lots] & d.lot_taxable[lots] & (d.gain_per_share[lots] < -GAIN_EPS)
+    no_buy_group = d.w2_group.copy()
+    no_buy_group[hh.wash_group[hh.lot_security[lots[forced_loss]]]] = True
+    return no_buy_group
 
 
 # -- columns ------------------------------------------------------------------------------
@@ -152,66 +307,53 @@ def derive(hh: Household, s: ModelSettings) -> Derived:
 class Columns:
     layout: Layout
     cost: np.ndarray
+    location: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
     integer: np.ndarray  # bool
 
 
+def sell_columns(hh: Household, s: ModelSettings, d: Derived
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lot of each sell column, shares per unit, integer?) for lots in tradable
+    accounts. Under whole shares: integer shares per lot, plus a 0/1 column that
+    sells a lot's fractional rest (only with all its whole shares: rows_whole_lot)."""
+    sell_lot = np.flatnonzero(d.lot_tradable)
+    if not s.whole_shares:
+        return sell_lot, np.ones(len(sell_lot)), np.zeros(len(sell_lot), dtype=bool)
+    frac = hh.quantity[sell_lot] - np.floor(hh.quantity[sell_lot])
+    extra = sell_lot[frac > 1e-9]
+    return (np.concatenate([sell_lot, extra]),
+            np.concatenate([np.ones(len(sell_lot)), frac[frac > 1e-9]]),
+            np.ones(len(sell_lot) + len(extra), dtype=bool))
+
+
 def columns(hh: Household, d: Derived, s: ModelSettings) -> Columns:
     n_a, n_k = hh.n_accounts, len(hh.classes)
-    sell_lot = np.flatnonzero(d.lot_tradable)
-    sell_mult = np.ones(len(sell_lot))
-    whole = np.zeros(len(sell_lot), dtype=bool)
-    if s.whole_shares:
-        # Integer shares per lot, plus a 0/1 column that sells a lot's fractional rest
-        # (allowed only together with all its whole shares: see rows_whole_lot).
-        frac = hh.quantity[sell_lot] - np.floor(hh.quantity[sell_lot])
-        extra = sell_lot[frac > 1e-9]
-        whole = np.concatenate([np.ones(len(sell_lot), dtype=bool), np.ones(len(extra), dtype=bool)])
-        sell_mult = np.concatenate([sell_mult, frac[frac > 1e-9]])
-        sell_lot = np.concatenate([sell_lot, extra])
+    sell_lot, sell_mult, whole = sell_columns(hh, s, d)
     buy_account, buy_security = np.nonzero(d.buyable)
     lay = Layout(sell_lot=sell_lot, sell_mult=sell_mult, buy_account=buy_account,
                  buy_security=buy_security, n_accounts=n_a, n_classes=n_k, rows={})
+    lots = sell_lot
 
     # sells: shares of lot l (times mult)
-    lots = sell_lot
-    a_l, s_l = hh.lot_account[lots], hh.lot_security[lots]
-    p_l = d.lot_price[lots]
-    pref = np.where(hh.rank == 1, 0.0, s.preference_per_dollar * np.maximum(hh.rank - 1, 1))
-    sell_cost = sell_mult * (
-        s.tax_weight * d.tax_coef[lots]
-        + s.cost_weight * hh.cost_rate[s_l] * p_l
-        - s.location_weight * d.tau[a_l, s_l] * s.annuity * p_l
-        - pref[s_l] * p_l
-    )
     qty = hh.quantity[lots]
     if s.whole_shares:
         n_int = len(lots) - int((sell_mult != 1).sum())
         sell_upper = np.concatenate([np.floor(qty[:n_int] + 1e-9), np.ones(len(lots) - n_int)])
     else:
         sell_upper = qty.copy()
-    sell_lower = np.zeros(len(lots))
-    blocked = d.no_sell[a_l, s_l]
-    # W1: a recent purchase in the wash group forbids selling taxable lots at a loss today.
-    w1 = d.w1_group[hh.wash_group[s_l]] & d.lot_taxable[lots] & (d.gain_per_share[lots] < -GAIN_EPS)
-    forced = d.forced_sell[lots]
-    sell_upper = np.where((blocked | w1) & ~forced, 0.0, sell_upper)
+    forced = rule_no_hold(hh, d, lots)
+    blocked = rule_no_sell(hh, d, lots) | rule_w1(hh, d, lots)
+    sell_upper = np.where(blocked & ~forced, 0.0, sell_upper)
     sell_lower = np.where(forced, sell_upper, 0.0)
 
-    # buys: shares of security s in account a
+    # buys: shares of security s in account a, at most what the account could spend
     p_b = hh.price[buy_security]
-    buy_cost = (s.cost_weight * hh.cost_rate[buy_security] * p_b
-                + s.location_weight * d.tau[buy_account, buy_security] * s.annuity * p_b
-                + pref[buy_security] * p_b)
     account_money = (hh.cash + hh.contribution
                      + np.bincount(hh.lot_account, weights=hh.quantity * d.lot_price, minlength=n_a))
     buy_upper = np.maximum(account_money[buy_account], 0.0) / p_b
-    # W2: a recent loss sale in the wash group forbids buying it today; so does a loss
-    # sale that a no_hold restriction forces today (W3 with no choice left).
-    forced_loss = forced & d.lot_taxable[lots] & (d.gain_per_share[lots] < -GAIN_EPS)
-    no_buy_group = d.w2_group.copy()
-    no_buy_group[hh.wash_group[s_l[forced_loss]]] = True
+    no_buy_group = rule_no_buy_groups(hh, d, lots)
     buy_upper = np.where(no_buy_group[hh.wash_group[buy_security]], 0.0, buy_upper)
     if s.whole_shares:
         buy_upper = np.floor(buy_upper + 1e-9)
@@ -223,27 +365,20 @@ def columns(hh: Household, d: Derived, s: ModelSettings) -> Columns:
     # drift parts per class: over-in, over-out, under-in, under-out
     in_cap = d.band * max(d.target_value, 0.0)
     drift_upper = np.array([in_cap, np.inf, in_cap, np.inf] * n_k)
-    drift_cost = np.array([s.drift_weight_in, s.drift_weight_out,
-                           s.drift_weight_in, s.drift_weight_out] * n_k)
 
-    # Break ties deterministically (two lots with the same gain per share, two alike
-    # accounts that could swap what they buy): a cost far below a cent per trade that
-    # differs quasi-randomly by the column's stable position (quadratic in it: a
-    # linear pattern cancels around swap cycles between alike accounts), so one
-    # optimum wins whatever the starting basis.
-    trade_cols = len(lots) + len(buy_account)
-    j = 1.0 + np.arange(trade_cols)
-    tie = TIE_BREAK * (1.0 + np.modf(j * j * 0.6180339887498949)[0])
-    sell_cost = sell_cost + tie[: len(lots)] * sell_mult * p_l
-    buy_cost = buy_cost + tie[len(lots):] * p_b
-    cost = np.concatenate([sell_cost, buy_cost, np.zeros(n_a), drift_cost])
+    trade = (realized_tax_cost(hh, d, s, lay) + trading_cost(hh, d, s, lay)
+             + preference_cost(hh, d, s, lay) + tie_break(hh, d, lay))
+    loc = location_cost(hh, d, s, lay)
+    rest = np.zeros(n_a + 4 * n_k)
+    cost = np.concatenate([trade + loc, np.zeros(n_a), drift_cost(hh, d, s, lay)])
     lower = np.concatenate([sell_lower, np.zeros(len(buy_account)), cash_lower, np.zeros(4 * n_k)])
     upper = np.concatenate([sell_upper, buy_upper, cash_upper, drift_upper])
     integer = np.zeros(len(cost), dtype=bool)
     if s.whole_shares:
         integer[: len(lots)] = whole
         integer[len(lots): len(lots) + len(buy_account)] = True
-    return Columns(layout=lay, cost=cost, lower=lower, upper=upper, integer=integer)
+    return Columns(layout=lay, cost=cost, location=np.concatenate([loc, rest]), lower=lower,
+                   upper=upper, integer=integer)
 
 
 # -- constraint families -------------------------------------------------------------------
@@ -303,15 +438,21 @@ def rows_exposure(hh: Household, d: Derived, lay: Layout) -> RowBlock:
 
 
 def rows_tax_budget(hh: Household, d: Derived, lay: Layout) -> RowBlock | None:
-    """sum over taxable sells of rate x realized gain <= tax_budget (losses buy room)."""
+    """The tax budget, as a linear bound that is never below the netted tax:
+    gains at their rate, losses credited at lt_rate (the least a loss saves while
+    there are gains to net it against), and room for the household's loss pool at
+    lt_rate. The solve then checks the netted tax exactly (``tax_due``) and
+    tightens the bound where the household's position makes it loose."""
     if hh.tax_budget is None:
         return None
     lots = lay.sell_lot
-    coef = np.where(d.lot_taxable[lots], d.rate_now[lots] * d.gain_per_share[lots], 0.0)
-    coef = coef * lay.sell_mult
+    gain = d.gain_per_share[lots]
+    rate = np.where(gain > 0, d.rate_now[lots], np.minimum(d.rate_now[lots], hh.lt_rate))
+    coef = np.where(d.lot_taxable[lots], rate * gain, 0.0) * lay.sell_mult
     nz = np.flatnonzero(coef)
+    room = hh.lt_rate * loss_pool(hh)
     return RowBlock(family="tax_budget", lower=np.array([-np.inf]),
-                    upper=np.array([hh.tax_budget]), row=np.zeros(len(nz), dtype=np.int64),
+                    upper=np.array([hh.tax_budget + room]), row=np.zeros(len(nz), dtype=np.int64),
                     col=nz, val=coef[nz])
 
 
@@ -420,5 +561,5 @@ def build(hh: Household, s: ModelSettings, d: Derived | None = None, *,
         row_upper=np.concatenate([b.upper for b in base]),
         a_start=start, a_index=row[order].astype(np.int32), a_value=val[order],
         integrality=integer.astype(np.int32) if integer.any() else None,
-        layout=lay,
+        layout=lay, location=np.concatenate([cols.location, np.zeros(n_col - len(cols.location))]),
     )

@@ -1,21 +1,27 @@
 """Model figures reported next to the trades: harvested losses, location drag and
 the tax-savings estimate.
 
-Method (a model estimate, not a tax calculation; the README says the same):
+Method (a model estimate, not a tax calculation; the README and docs say the same):
 
 ``tax_savings_estimate`` is the present value of taxes saved or deferred by this
 run versus a **naive baseline**: every tradable account rebalanced on its own to
 the household's target weights, selling lots first-in-first-out, buying each
 class's primary (rank 1) security, never harvesting. It is the sum of
 
-1. harvest value: sum over loss lots sold in taxable accounts of -c_l * gain_l,
-2. gains deferred: the baseline's priced tax on realized gains minus this run's,
-   both priced with the same c_l = r_now(l) - r_lt * (1 + d)^-H,
-3. location gain: (baseline drag - proposed drag) * A, with drag the annual tax
-   drag tau[a, s] * dollars held and A the H-year annuity factor at rate d.
+1. realized-tax difference: the baseline's priced tax on what it sells minus this
+   run's, both priced the same way, gains and losses alike, at the household's tax
+   position (``priced_tax_per_share``: c_l = r_now - r_lt (1 + d)^-H per dollar of
+   gain, r_now the carryforward's value where the household has a loss pool). A
+   loss that the baseline realizes too is no saving of this run. It is split into
+   ``harvest_value`` (the loss side) and ``gains_deferred`` (the gain side);
+2. location gain: (drag of today's holdings - drag after the proposal) x A, with
+   drag the annual tax drag tau[a, s] x dollars held and A the H-year annuity
+   factor at rate d: measured from the pre-trade holdings, not from a
+   hypothetical relocation.
 
-Restrictions, menus and wash-sale rules are not applied to the baseline; it is the
-yardstick a client would get from an account-by-account rebalancer.
+A household that trades nothing has an estimate of 0. Restrictions, menus and
+wash-sale rules are not applied to the baseline; it is the yardstick a client
+would get from an account-by-account rebalancer.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hearth.model.build import Derived
+from hearth.model.build import Derived, loss_pool
 from hearth.model.household import Household
 from hearth.model.lp import ModelSettings
+from hearth.model.tolerances import MONEY_TOL
 
 
 @dataclass(frozen=True)
@@ -88,29 +95,40 @@ def naive_baseline(hh: Household, d: Derived, before: np.ndarray | None = None
     return sell, after
 
 
+def priced_tax_per_share(hh: Household, d: Derived, s: ModelSettings) -> np.ndarray:
+    """Objective-style priced tax per share sold of each taxable lot, gains and losses
+    alike, at the household's tax position (hearth.model.build.tax_on_realized
+    before its no-credit rules)."""
+    pooled = loss_pool(hh) > MONEY_TOL
+    r_now = np.full(hh.n_lots, hh.lt_rate * s.carryforward_value) if pooled else d.rate_now
+    return np.where(d.lot_taxable, (r_now - hh.lt_rate * s.discount) * d.gain_per_share, 0.0)
+
+
 def estimate(hh: Household, d: Derived, s: ModelSettings, sell: np.ndarray,
              buy_account: np.ndarray, buy_security: np.ndarray,
              buy_quantity: np.ndarray) -> Estimates:
     taxable = d.lot_taxable
     gain = sell * d.gain_per_share
     loss = taxable & (gain < 0)
-    c = d.rate_now - hh.lt_rate * s.discount
     tlh_losses = float(-gain[loss].sum())
-    harvest_value = float(-(c * gain)[loss].sum())
-
     before = holdings_dollars(hh, hh.quantity)
     after = holdings_dollars(hh, hh.quantity - sell)
     np.add.at(after, (buy_account, buy_security), buy_quantity * hh.price[buy_security])
     drag_before = float((d.tau * before).sum())
     drag_after = float((d.tau * after).sum())
+    if not ((sell > 0).any() or len(buy_quantity)):
+        return Estimates(tlh_losses=0.0, location_drag_before=drag_before,
+                         location_drag_after=drag_before, tax_savings_estimate=0.0,
+                         harvest_value=0.0, gains_deferred=0.0, location_gain=0.0)
 
-    base_sell, base_after = naive_baseline(hh, d, before)
-    base_gain = base_sell * d.gain_per_share
-    gains_tax_base = float((c * base_gain)[taxable & (base_gain > 0)].sum())
-    gains_tax_run = float((c * gain)[taxable & (gain > 0)].sum())
-    drag_base = float((d.tau * base_after).sum())
-    location_gain = (drag_base - drag_after) * s.annuity
-    gains_deferred = gains_tax_base - gains_tax_run
+    per_share = priced_tax_per_share(hh, d, s)
+    base_sell, _ = naive_baseline(hh, d, before)
+    run_priced = per_share * sell
+    base_priced = per_share * base_sell
+    losses, gains = per_share < 0, per_share > 0
+    harvest_value = float(base_priced[losses].sum() - run_priced[losses].sum())
+    gains_deferred = float(base_priced[gains].sum() - run_priced[gains].sum())
+    location_gain = (drag_before - drag_after) * s.annuity
     return Estimates(
         tlh_losses=tlh_losses,
         location_drag_before=drag_before,

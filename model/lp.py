@@ -35,11 +35,24 @@ class ModelSettings:
     always_solve: bool = False  # solve even when the no-trade rule says nothing is worth doing
     time_limit: float = 10.0
     presolve: bool = False
+    location_stage: bool = True  # solve location with class exposures fixed (model.md)
+    location_exposure_tolerance: float = 0.0005  # fraction of value a class may move in that stage
+    min_benefit_dollars: float = 25.0  # a discretionary proposal must beat doing nothing by this
+    min_benefit_share: float = 0.0002  # ... and by this fraction of household value
+    carryforward_years: float = 3.0  # years until a carried-forward loss is expected to be used
+    dust_shares: float = 1e-3  # a position below this many shares counts as none
+    share_increment: float = 1e-6  # order quantities are multiples of this (broker-ready)
 
     @property
     def discount(self) -> float:
         """(1 + d)^-H: today's value of a dollar of tax paid at the horizon."""
         return float((1.0 + self.discount_rate) ** (-self.horizon_years))
+
+    @property
+    def carryforward_value(self) -> float:
+        """Today's value of a dollar of loss carried forward, per dollar of tax rate:
+        (1 + d)^-k, k the years until it is expected to be used."""
+        return float((1.0 + self.discount_rate) ** (-self.carryforward_years))
 
     @property
     def annuity(self) -> float:
@@ -101,6 +114,7 @@ class LinearProgram:
     a_value: np.ndarray
     integrality: np.ndarray | None
     layout: Layout
+    location: np.ndarray | None = None  # the location term's part of ``cost`` per column
 
     @property
     def n_col(self) -> int:

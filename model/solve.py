@@ -1,12 +1,29 @@
-"""Solving one household: decide whether a solve is needed, solve, enforce the
-either/or rules (wash sale W3, minimum trade), explain infeasibility, and turn the
-solution into a :class:`Proposal`.
+"""Solving one household, as a short sequence of named stages:
 
-Either/or rules are enforced inside the optimization, never by editing its answer:
-``resolve`` detects a W3 conflict, forbids one side and re-solves from the previous
-basis (trying both sides, keeping the cheaper); ``mip`` gives every wash group that
-could conflict a binary up front. Minimum trade sizes add binaries only for the
-order lines the relaxation put below the minimum, re-solving until none is left.
+1. ``blocking_conflicts``: restrictions no trade can satisfy -> ``infeasible``.
+2. ``no_trade_is_provable``: skip the solve only where nothing can pay (drift,
+   cash flows, no_hold, harvests and location gain all bounded below the minimum
+   benefit) -> ``no_trade`` with the bound in words.
+3. ``first_solve``: every solve is staged (``_Run``): class exposures are fixed
+   by drift, tax and trading cost without the location term, then location
+   chooses which accounts hold them (hot-started); in lexicographic mode the
+   out-of-band drift is minimized before both.
+4. ``clear_w1_pools``: where W1 blocks a harvest, try clearing the group's
+   recent lots instead (nothing left to wash the loss) and keep what pays.
+5. ``resolve_either_or``: W3 (a loss sale and a buy of one wash group) and round
+   trips (a buy and a sell of one account x security): detect, forbid one side,
+   re-solve from the basis, keep the cheaper side.
+6. ``enforce_min_trade``: binaries only for the order lines below the minimum;
+   when they do not converge, a rounded answer (those lines fixed at zero) is
+   used and routed to review.
+7. ``settle_tax_budget``: the netted tax (``tax_due``) is checked exactly and the
+   budget row tightened until it holds.
+8. ``extract``: broker-ready quantities (multiples of the share increment, or
+   exact integers), final cash recomputed from them, washed sales measured.
+9. ``worth_trading``: a discretionary proposal must beat doing nothing by the
+   minimum benefit, otherwise ``no_trade`` with the best benefit found.
+
+Either/or rules are enforced inside the optimization, never by editing its answer.
 """
 
 from __future__ import annotations
@@ -15,15 +32,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hearth.model.build import GAIN_EPS, Derived, build, derive
+from hearth.model import wash
+from hearth.model.build import Derived, build, derive
 from hearth.model.highs import Solver, SolverError, SolveResult, SolveStatus
 from hearth.model.household import TAXABLE, Household
 from hearth.model.lp import LinearProgram, ModelSettings
+from hearth.model.tax import tax_due
+from hearth.model.tolerances import MONEY_TOL, QTY_RTOL
+from hearth.model.wash import GAIN_EPS
 
-QTY_RTOL = 1e-9
-MONEY_TOL = 0.01
-MAX_ROUNDS = 6
 DUST = 0.005  # dollars: solver noise below half a cent is not a trade
+# Loop limits, each with its reason:
+MAX_EITHER_OR_ROUNDS = 24  # one conflict is settled per round; households have few groups
+MIN_TRADE_ROUNDS = 6  # binaries added per round for the lines still below the minimum ...
+MIN_TRADE_TARGETED_ROUNDS = 2  # ... and after two targeted rounds, for every line at once
+MIN_TRADE_FALLBACK_ROUNDS = 3  # zeroing the small lines settles within a few re-solves
+TAX_BUDGET_ROUNDS = 3  # tightening the budget row converges in one or two
+W1_CLEARING_TRIALS = 4  # groups per household whose pool is worth a trial solve
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,6 +61,7 @@ class Proposal:
     buy_security: np.ndarray
     buy_quantity: np.ndarray
     final_cash: np.ndarray
+    disallowed_loss: np.ndarray | None = None  # per lot: loss washed by replacement shares
 
     @property
     def n_trades(self) -> int:
@@ -46,7 +72,8 @@ class Proposal:
         z = np.zeros(0, dtype=np.int64)
         return Proposal(sell=np.zeros(hh.n_lots), buy_account=z, buy_security=z.copy(),
                         buy_quantity=np.zeros(0),
-                        final_cash=hh.cash + hh.contribution - hh.withdrawal)
+                        final_cash=hh.cash + hh.contribution - hh.withdrawal,
+                        disallowed_loss=np.zeros(hh.n_lots))
 
 
 @dataclass(frozen=True)
@@ -73,6 +100,8 @@ class Outcome:
     budget_overrun: dict[str, float] = field(default_factory=dict)  # family -> dollars over
     first_solve_seconds: float = 0.0  # the first solve alone, before either/or handling
     mip_limited: bool = False  # a MIP stopped at its node limit (feasible, maybe not optimal)
+    min_trade_fallback: bool = False  # minimum-trade binaries gave way to a rounded answer
+    benefit: float = 0.0  # objective dollars the proposal beats doing nothing by
     derived: Derived | None = field(default=None, repr=False)
 
 
@@ -105,42 +134,90 @@ def drift_by_class(hh: Household, d: Derived, holdings_by_class: np.ndarray,
     return exposure - hh.target * d.target_value
 
 
-def reasons_to_trade(hh: Household, d: Derived, s: ModelSettings) -> list[str]:
-    """Why this household may need trades tonight; empty means ``no_trade`` without a solve."""
+def material_cash_flow(hh: Household, d: Derived, s: ModelSettings) -> bool:
+    """A contribution, withdrawal or cash outside its bounds large enough to be an
+    order of its own (a $1 contribution changes no decision)."""
+    tr = hh.tradable
+    size = max(s.min_trade_value, MONEY_TOL)
+    outside = np.maximum(hh.cash + hh.contribution - hh.max_cash, 0.0)
+    return bool(((hh.contribution >= size) & tr).any() or (hh.withdrawal > 0).any()
+                or (d.cash_need > 0).any() or (outside[tr] >= size).any())
+
+
+def must_trade(hh: Household, d: Derived, s: ModelSettings) -> list[str]:
+    """Reasons that oblige a trade whatever it is worth: out-of-band drift, a
+    material cash flow, a no_hold position."""
     why: list[str] = []
     dev = drift_by_class(hh, d, d.current_by_class,
                          float((hh.cash + hh.contribution - hh.withdrawal).sum()))
     if (np.abs(dev) > d.band * d.target_value + MONEY_TOL).any():
         why.append("drift")
-    tr = hh.tradable
-    if ((hh.contribution > 0) & tr).any() or (hh.withdrawal > 0).any():
+    if material_cash_flow(hh, d, s):
         why.append("cash_flow")
-    if ((hh.cash < hh.min_cash - MONEY_TOL) | (hh.cash > hh.max_cash + MONEY_TOL))[tr].any():
-        why.append("cash_bounds")
-    if (d.no_hold[hh.lot_account, hh.lot_security] & (hh.quantity > 0)).any():
+    if (d.no_hold[hh.lot_account, hh.lot_security] & (hh.quantity > s.dust_shares)).any():
         why.append("no_hold")
-    if hh.tlh_enabled:
-        blocked = d.w1_group[hh.wash_group[hh.lot_security]]
-        benefit = -(d.tax_coef * hh.quantity) * s.tax_weight
-        worth = (d.lot_taxable & d.lot_tradable & (d.gain_per_share < -GAIN_EPS) & ~blocked
-                 & ~d.no_sell[hh.lot_account, hh.lot_security]
-                 & (benefit > s.harvest_min_benefit))
-        if worth.any():
-            why.append("harvest")
+    return why
+
+
+def minimum_benefit(d: Derived, s: ModelSettings) -> float:
+    """Dollars a discretionary proposal must beat doing nothing by."""
+    return max(s.min_benefit_dollars, s.min_benefit_share * d.value)
+
+
+def benefit_bounds(hh: Household, d: Derived, s: ModelSettings) -> dict[str, float]:
+    """Upper bounds, in objective dollars, on what trading could gain: removing all
+    in-band drift, harvesting every eligible loss, and moving every holding to the
+    account where its class has the least drag."""
+    dev = drift_by_class(hh, d, d.current_by_class,
+                         float((hh.cash + hh.contribution - hh.withdrawal).sum()))
+    drift = float(np.abs(dev).sum() * s.drift_weight_in)
+    sellable = d.lot_tradable & ~d.no_sell[hh.lot_account, hh.lot_security] & ~d.w1_blocked
+    harvest = float((np.maximum(-d.tax_coef, 0.0) * hh.quantity)[sellable].sum() * s.tax_weight)
+    n_k = len(hh.classes)
+    best = np.full(n_k, np.inf)
+    a_b, s_b = np.nonzero(d.buyable)
+    np.minimum.at(best, hh.asset_class[s_b], d.tau[a_b, s_b])
+    held = hh.quantity * d.lot_price
+    tau_l = d.tau[hh.lot_account, hh.lot_security]
+    best_l = best[hh.asset_class[hh.lot_security]]
+    gain = np.where(np.isfinite(best_l) & sellable, np.maximum(tau_l - best_l, 0.0), 0.0)
+    location = float((gain * held).sum() * s.annuity * s.location_weight)
+    return {"drift": drift, "harvest": harvest, "location": location}
+
+
+def no_trade_is_provable(hh: Household, d: Derived, s: ModelSettings) -> str | None:
+    """The ``no_trade`` message when no proposal can be worth the minimum benefit
+    (so the solve is skipped), else None."""
+    if must_trade(hh, d, s):
+        return None
+    bounds = benefit_bounds(hh, d, s)
+    need = minimum_benefit(d, s)
+    if sum(bounds.values()) >= need:
+        return None
+    return (f"inside its band and nothing can be worth its cost: at most "
+            f"${bounds['drift']:,.2f} from drift, ${bounds['harvest']:,.2f} from harvesting and "
+            f"${bounds['location']:,.2f} from location, below the minimum benefit ${need:,.2f}")
+
+
+# kept for callers of the earlier name: the reasons a household may need trades
+def reasons_to_trade(hh: Household, d: Derived, s: ModelSettings) -> list[str]:
+    why = must_trade(hh, d, s)
+    if not why and no_trade_is_provable(hh, d, s) is None:
+        why.append("benefit")
     return why
 
 
 # -- the solve ------------------------------------------------------------------------------
 
 class _Run:
-    """Bookkeeping over the solves of one household. In lexicographic mode every
-    solve is two: out-of-band drift alone, then everything else with that drift
-    capped (a row whose bound is set between the stages); the second starts from
-    the first's basis. Doing both stages on every re-solve keeps the cap right
-    when wash-sale or minimum-trade handling changes the feasible set."""
+    """Bookkeeping over the solves of one household, and the staging of every
+    solve: (lexicographic only) out-of-band drift alone, then drift, tax, trading
+    cost and preference with that drift capped; then, with every class exposure
+    fixed at that answer, the location term added, hot-started. Every re-solve
+    (wash-sale, minimum-trade, budget handling) runs all stages, so the caps stay
+    right when the feasible set changes."""
 
-    def __init__(self, solver: Solver, lp: LinearProgram | None = None,
-                 lexicographic: bool = False, value: float = 0.0, tol: float = 0.0) -> None:
+    def __init__(self, solver: Solver, lp: LinearProgram, s: ModelSettings, value: float) -> None:
         self.solver = solver
         self.seconds = 0.0
         self.iterations = 0
@@ -148,10 +225,14 @@ class _Run:
         self.limited = False
         self.lp = lp
         self.cap_row: int | None = None
-        if lexicographic and lp is not None:
-            lay = lp.layout
+        lay = lp.layout
+        self.drift = np.arange(lay.drift0, lay.n_base)
+        loc = lp.location if lp.location is not None else np.zeros(lp.n_col)
+        self.location = loc if (s.location_stage and np.abs(loc).max(initial=0.0) > 0) else None
+        self.exposure_slack = s.location_exposure_tolerance * max(value, 1.0)
+        if s.objective == "lexicographic":
             self.out_cols = np.concatenate([lay.drift_cols(1), lay.drift_cols(3)])
-            self.slack = tol * max(value, 1.0)
+            self.slack = s.lexicographic_tolerance * max(value, 1.0)
             self.cap_row = lp.n_row
             solver.add_rows(np.array([-np.inf]), np.array([np.inf]), np.array([0], dtype=np.int32),
                             self.out_cols.astype(np.int32), np.ones(len(self.out_cols)))
@@ -165,7 +246,7 @@ class _Run:
         return r
 
     def solve(self) -> SolveResult:
-        r = self._solve()
+        r = self._staged()
         ints = self.solver.integer_columns()
         if r.status != SolveStatus.OPTIMAL or len(ints) == 0:
             return r
@@ -177,29 +258,96 @@ class _Run:
             return r  # already exact
         lo, up = self.solver.col_bounds(ints)
         self.solver.set_bounds(ints, values, values)
-        polished = self._solve()
+        polished = self._staged()
         self.solver.set_bounds(ints, lo, up)
         return polished if polished.status == SolveStatus.OPTIMAL else r
 
-    def _solve(self) -> SolveResult:
-        if self.cap_row is None:
-            return self._one()
-        assert self.lp is not None
+    def _staged(self) -> SolveResult:
+        if self.location is None:
+            return self._drift_stages(self.lp.cost)
         n = self.lp.n_col
         cols = np.arange(n)
+        first = self._drift_stages(self.lp.cost - self.location)
+        if first.status != SolveStatus.OPTIMAL:
+            self.solver.set_costs(cols, self.lp.cost)
+            return first
+        # Location decides where the exposures sit, never how much of each class: no
+        # class (cash included) may grow past where stage one put it, and each may
+        # shrink only by a sliver of value, which is how a relocation pays its
+        # trading costs (they are all that leaves the household's exposures).
+        fixed = first.x[self.drift]
+        over = np.tile([True, True, False, False], len(fixed) // 4)
+        lo = np.where(over, fixed - self.exposure_slack, fixed)
+        up = np.where(over, fixed, fixed + self.exposure_slack)
+        lo = np.maximum(self.lp.lower[self.drift], lo)
+        up = np.minimum(self.lp.upper[self.drift], up)
+        self.solver.set_bounds(self.drift, lo, np.maximum(lo, up))
+        self.solver.set_costs(cols, self.lp.cost)
+        second = self._one()
+        self.solver.set_bounds(self.drift, self.lp.lower[self.drift], self.lp.upper[self.drift])
+        if second.status != SolveStatus.OPTIMAL:
+            return first
+        return second
+
+    def _drift_stages(self, cost: np.ndarray) -> SolveResult:
+        n = self.lp.n_col
+        cols = np.arange(n)
+        if self.cap_row is None:
+            self.solver.set_costs(cols, cost)
+            return self._one()
         stage = np.zeros(n)
         stage[self.out_cols] = 1.0
+        # budgets that give way (forced cash) keep their price in stage one too, or
+        # it would buy drift with budget overruns that stage two must then keep
+        for slack in self.lp.layout.elastic.values():
+            stage[slack] = cost[slack]
         self.solver.set_row_bounds(self.cap_row, -np.inf, np.inf)
         self.solver.set_costs(cols, stage)
         first = self._one()
-        self.solver.set_costs(cols, self.lp.cost)
+        self.solver.set_costs(cols, cost)
         if first.status != SolveStatus.OPTIMAL:
             return first
         self.solver.set_row_bounds(self.cap_row, -np.inf, first.objective + self.slack)
         return self._one()  # hot start from stage one's basis
 
 
-def _extract(hh: Household, lp: LinearProgram, x: np.ndarray) -> Proposal:
+def _round_down(x: np.ndarray, step: float) -> np.ndarray:
+    return np.floor(x / step + 1e-6) * step
+
+
+def broker_quantities(hh: Household, sell: np.ndarray, buy: np.ndarray, buy_security: np.ndarray,
+                      s: ModelSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Order quantities a broker accepts: sells to the share increment (a lot sold
+    within one increment of whole is sold whole, at its exact quantity), buys
+    rounded down to it (never spending more than the solve did); under whole
+    shares both are exact integers (or the whole lot)."""
+    q = hh.quantity
+    step = 1.0 if s.whole_shares else s.share_increment
+    whole_lot = (sell > 0) & (q - sell <= step * (1e-6 if s.whole_shares else 1.0) + QTY_RTOL * q)
+    if s.whole_shares:
+        rounded = np.round(sell)
+        whole_lot |= (sell > 0) & (np.abs(sell - q) <= 1e-6)
+    else:
+        rounded = np.round(sell / step) * step
+    sell = np.where(whole_lot, q, np.minimum(rounded, q))
+    buy = np.round(buy) if s.whole_shares else _round_down(buy, step)
+    return np.where(sell > 0, sell, 0.0), buy
+
+
+def final_cash(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
+               buy_security: np.ndarray, buy_quantity: np.ndarray) -> np.ndarray:
+    """Each account's cash after the trades, from the quantities as written."""
+    price_l = hh.price[hh.lot_security]
+    proceeds = np.bincount(hh.lot_account, minlength=hh.n_accounts,
+                           weights=sell * price_l * (1 - hh.cost_rate[hh.lot_security]))
+    spent = np.bincount(buy_account, minlength=hh.n_accounts,
+                        weights=buy_quantity * hh.price[buy_security]
+                        * (1 + hh.cost_rate[buy_security]))
+    return hh.cash + hh.contribution - hh.withdrawal + proceeds - spent
+
+
+def extract(hh: Household, d: Derived, lp: LinearProgram, x: np.ndarray, s: ModelSettings
+            ) -> Proposal:
     lay = lp.layout
     sell = np.zeros(hh.n_lots)
     np.add.at(sell, lay.sell_lot, x[: lay.n_sell] * lay.sell_mult)
@@ -208,11 +356,14 @@ def _extract(hh: Household, lp: LinearProgram, x: np.ndarray) -> Proposal:
     sell = np.where(np.abs(sell - q) <= QTY_RTOL * np.maximum(q, 1.0), q, sell)
     sell = np.minimum(sell, q)
     buy = x[lay.buy0: lay.cash0]
+    sell, buy = broker_quantities(hh, sell, buy, lay.buy_security, s)
     price = hh.price[lay.buy_security]
     keep = buy * price > DUST
-    return Proposal(sell=sell, buy_account=lay.buy_account[keep],
-                    buy_security=lay.buy_security[keep], buy_quantity=buy[keep],
-                    final_cash=x[lay.cash0: lay.drift0].copy())
+    ba, bs, bq = lay.buy_account[keep], lay.buy_security[keep], buy[keep]
+    washed = wash.disallowed_losses(hh, d.gain_per_share, sell, bs, bq, s.wash_sale_days)
+    return Proposal(sell=sell, buy_account=ba, buy_security=bs, buy_quantity=bq,
+                    final_cash=final_cash(hh, sell, ba, bs, bq),
+                    disallowed_loss=washed.disallowed_loss)
 
 
 def _loss_sell_cols(hh: Household, d: Derived, lp: LinearProgram) -> np.ndarray:
@@ -242,40 +393,124 @@ def _group_sides(hh: Household, d: Derived, lp: LinearProgram, g: int):
     return loss, buys
 
 
-def _resolve_wash(run: _Run, hh: Household, d: Derived, lp: LinearProgram,
-                  res: SolveResult, lower: np.ndarray, upper: np.ndarray
-                  ) -> tuple[SolveResult, int]:
-    """Detect W3 conflicts, forbid one side per group, re-solve from the basis."""
+def round_trips(hh: Household, lp: LinearProgram, x: np.ndarray) -> list[tuple[int, int]]:
+    """(account, security) pairs the solution both buys and sells."""
+    lay = lp.layout
+    sold = np.zeros((hh.n_accounts, hh.n_securities))
+    lots = lay.sell_lot
+    np.add.at(sold, (hh.lot_account[lots], hh.lot_security[lots]),
+              x[: lay.n_sell] * lay.sell_mult * hh.price[hh.lot_security[lots]])
+    buy = x[lay.buy0: lay.cash0] * hh.price[lay.buy_security]
+    both = (buy > DUST) & (sold[lay.buy_account, lay.buy_security] > DUST)
+    return [(int(a), int(s)) for a, s in zip(lay.buy_account[both], lay.buy_security[both])]
+
+
+def _either_or(run: _Run, lower: np.ndarray, upper: np.ndarray,
+               sides: tuple[np.ndarray, np.ndarray]) -> SolveResult | None:
+    """Forbid each side in turn, keep the cheaper optimal answer (its bounds stay)."""
+    trials = []
+    for forbid in sides:
+        saved_lo, saved_up = lower[forbid].copy(), upper[forbid].copy()
+        run.solver.set_bounds(forbid, np.zeros(len(forbid)), np.zeros(len(forbid)))
+        trials.append(run.solve())
+        run.solver.set_bounds(forbid, saved_lo, saved_up)
+    ok = [i for i, t in enumerate(trials) if t.status == SolveStatus.OPTIMAL]
+    if not ok:
+        return None
+    best = min(ok, key=lambda i: (trials[i].objective, i))
+    forbid = sides[best]
+    lower[forbid] = 0.0
+    upper[forbid] = 0.0
+    run.solver.set_bounds(forbid, lower[forbid], upper[forbid])
+    # The chosen trial's answer stands; the solver's basis may be the other trial's,
+    # which only gives the next solve a different (still valid) start.
+    return trials[best]
+
+
+def resolve_either_or(run: _Run, hh: Household, d: Derived, lp: LinearProgram,
+                      res: SolveResult, lower: np.ndarray, upper: np.ndarray
+                      ) -> tuple[SolveResult, int]:
+    """W3 and round trips: detect a conflict, forbid one side, re-solve from the
+    basis (both sides tried, the cheaper kept), until none is left."""
+    lay = lp.layout
     n = 0
-    for _ in range(MAX_ROUNDS * 4):
+    for _ in range(MAX_EITHER_OR_ROUNDS):
         if res.status != SolveStatus.OPTIMAL:
             return res, n
         groups = wash_conflicts(hh, d, lp, res.x)
-        if len(groups) == 0:
-            return res, n
-        g = int(groups[0])
+        if len(groups):
+            sides = _group_sides(hh, d, lp, int(groups[0]))
+            sides = (sides[1], sides[0])  # forbid the buys first, then the loss sales
+        else:
+            trips = round_trips(hh, lp, res.x)
+            if not trips:
+                return res, n
+            a, sec = trips[0]
+            buy = lay.buy0 + np.flatnonzero((lay.buy_account == a) & (lay.buy_security == sec))
+            sell = np.flatnonzero((hh.lot_account[lay.sell_lot] == a)
+                                  & (hh.lot_security[lay.sell_lot] == sec)
+                                  & (lower[: lay.n_sell] <= 0))
+            if len(sell) == 0:  # a forced sale: only the buy can go
+                sides = (buy, buy)
+            else:
+                sides = (buy, sell)
         n += 1
-        loss, buys = _group_sides(hh, d, lp, g)
-        trials = []
-        for forbid in (buys, loss):
-            saved_lo, saved_up = lower[forbid].copy(), upper[forbid].copy()
-            run.solver.set_bounds(forbid, np.zeros(len(forbid)), np.zeros(len(forbid)))
-            trials.append(run.solve())
-            run.solver.set_bounds(forbid, saved_lo, saved_up)
-        ok = [t for t in trials if t.status == SolveStatus.OPTIMAL]
-        if not ok:
-            return trials[0], n
-        best = 0 if (trials[0].status == SolveStatus.OPTIMAL and
-                     (trials[1].status != SolveStatus.OPTIMAL
-                      or trials[0].objective <= trials[1].objective + 1e-9)) else 1
-        forbid = (buys, loss)[best]
-        lower[forbid] = 0.0
-        upper[forbid] = 0.0
-        run.solver.set_bounds(forbid, lower[forbid], upper[forbid])
-        # The chosen trial's answer stands; the solver's basis may be the other trial's,
-        # which only gives the next solve a different (still valid) start.
-        res = trials[best]
-    raise SolverError("wash-sale resolution did not converge")
+        chosen = _either_or(run, lower, upper, sides)
+        if chosen is None:
+            return res, n
+        res = chosen
+    raise SolverError("either/or resolution (wash sales, round trips) did not converge")
+
+
+def clear_w1_pools(run: _Run, hh: Household, d: Derived, s: ModelSettings, lp: LinearProgram,
+                   res: SolveResult, lower: np.ndarray, upper: np.ndarray) -> SolveResult:
+    """W1 the other way round: a loss sale is washed only by replacement shares still
+    held, so selling the group's recent lots too (and buying none of it) frees the
+    loss. Tried for the groups whose blocked harvest is worth the minimum, kept
+    where the objective is lower."""
+    if res.status != SolveStatus.OPTIMAL or not d.w1_groups.any():
+        return res
+    lay = lp.layout
+    lots = lay.sell_lot
+    group_l = hh.wash_group[hh.lot_security[lots]]
+    recent = wash.recent_lots(hh, s.wash_sale_days)[lots]
+    c = hh.lt_rate * s.discount
+    worth = np.zeros(len(hh.wash_groups))
+    loss_value = np.maximum(-(d.rate_now - c) * d.gain_per_share, 0.0) * hh.quantity
+    np.add.at(worth, hh.wash_group[hh.lot_security], np.where(d.w1_blocked, loss_value, 0.0))
+    unrecorded = wash.unrecorded_purchase_groups(hh, s.wash_sale_days, s.dust_shares)
+    candidates = [g for g in np.argsort(-worth, kind="stable")
+                  if d.w1_groups[g] and not unrecorded[g]
+                  and worth[g] * s.tax_weight >= minimum_benefit(d, s)]
+    for g in candidates[:W1_CLEARING_TRIALS]:
+        pool = np.flatnonzero((group_l == g) & recent)
+        blocked = np.flatnonzero((group_l == g) & d.w1_blocked[lots])
+        sellable = ~(d.no_sell[hh.lot_account[lots[pool]], hh.lot_security[lots[pool]]])
+        if not d.lot_tradable[lots[pool]].all() or not sellable.all():
+            continue  # a recent lot that cannot be sold keeps washing the loss
+        if (wash.recent_lots(hh, s.wash_sale_days) & ~d.lot_tradable
+                & (hh.wash_group[hh.lot_security] == g)).any():
+            continue
+        buys = lay.buy0 + np.flatnonzero(hh.wash_group[lay.buy_security] == g)
+        lo_pool, up_pool = lower[pool].copy(), upper[pool].copy()
+        lo_blk, up_blk = lower[blocked].copy(), upper[blocked].copy()
+        lo_buy, up_buy = lower[buys].copy(), upper[buys].copy()
+        full = hh.quantity[lots[pool]] / lay.sell_mult[pool]
+        cleared_up = hh.quantity[lots[blocked]] / lay.sell_mult[blocked]
+        run.solver.set_bounds(pool, full, full)
+        run.solver.set_bounds(blocked, np.zeros(len(blocked)), cleared_up)
+        run.solver.set_bounds(buys, np.zeros(len(buys)), np.zeros(len(buys)))
+        trial = run.solve()
+        if trial.status == SolveStatus.OPTIMAL and trial.objective < res.objective - MONEY_TOL:
+            lower[pool], upper[pool] = full, full
+            lower[blocked], upper[blocked] = 0.0, cleared_up
+            lower[buys], upper[buys] = 0.0, 0.0
+            res = trial
+        else:
+            run.solver.set_bounds(pool, lo_pool, up_pool)
+            run.solver.set_bounds(blocked, lo_blk, up_blk)
+            run.solver.set_bounds(buys, lo_buy, up_buy)
+    return res
 
 
 def _rowwise(rows: list[tuple[np.ndarray, np.ndarray]]):
@@ -444,14 +679,141 @@ def explain_infeasible(hh: Household, d: Derived, s: ModelSettings, solver: Solv
     return "; ".join(msgs) or "infeasible (no constraint family singled out by the elastic re-solve)"
 
 
+def enforce_min_trade(run: _Run, hh: Household, d: Derived, s: ModelSettings,
+                      lp: LinearProgram, res: SolveResult, lower: np.ndarray,
+                      upper: np.ndarray) -> tuple[SolveResult, int, int, bool]:
+    """Minimum order size: binaries only for the lines the last answer put below the
+    minimum (every line after MIN_TRADE_TARGETED_ROUNDS rounds). When that does not
+    converge or the MIP fails, the small lines are fixed at zero and the LP
+    re-solved: a rounded answer, routed to review, never a failed household.
+    Returns (result, binaries, either/or conflicts, fell back)."""
+    n_binaries = n_conflicts = 0
+    covered_sells: set[int] = set()
+    covered_buys: set[int] = set()
+    settled = False
+    before = res
+    for round_ in range(MIN_TRADE_ROUNDS):
+        if res.status != SolveStatus.OPTIMAL:
+            break
+        sells, buys = min_trade_violations(hh, lp, res.x, s.min_trade_value)
+        if not sells and not buys:
+            settled = True
+            break
+        if round_ >= MIN_TRADE_TARGETED_ROUNDS:
+            sells, buys = all_trade_lines(hh, lp, upper)
+        sells = [c for c in sells if int(c[0]) not in covered_sells]
+        buys = [c for c in buys if c not in covered_buys]
+        if not sells and not buys:
+            break
+        covered_sells.update(int(c[0]) for c in sells)
+        covered_buys.update(buys)
+        n_binaries += _add_min_trade_binaries(run, hh, lp, upper, lower, sells, buys,
+                                              s.min_trade_value)
+        res = run.solve()
+        if s.wash_sale_method != "mip":
+            res, more = resolve_either_or(run, hh, d, lp, res, lower, upper)
+            n_conflicts += more
+    if settled:
+        return res, n_binaries, n_conflicts, False
+    return min_trade_fallback(run, hh, d, s, lp, before, lower, upper, n_binaries, n_conflicts)
+
+
+def min_trade_fallback(run: _Run, hh: Household, d: Derived, s: ModelSettings,
+                       lp: LinearProgram, res: SolveResult, lower: np.ndarray,
+                       upper: np.ndarray, n_binaries: int, n_conflicts: int
+                       ) -> tuple[SolveResult, int, int, bool]:
+    """Fix every line below the minimum at zero and re-solve the LP (no binaries),
+    a few times: the rounded answer the solve falls back to."""
+    ints = run.solver.integer_columns()
+    if len(ints):  # the minimum-trade binaries: let every line trade, then zero the small ones
+        run.solver.set_bounds(ints, np.ones(len(ints)), np.ones(len(ints)))
+    for _ in range(MIN_TRADE_FALLBACK_ROUNDS):
+        if res.status != SolveStatus.OPTIMAL:
+            return res, n_binaries, n_conflicts, True
+        sells, buys = min_trade_violations(hh, lp, res.x, s.min_trade_value)
+        if not sells and not buys:
+            break
+        cols = np.concatenate([np.concatenate(sells) if sells else np.zeros(0, dtype=np.int64),
+                               np.asarray(buys, dtype=np.int64)]).astype(np.int64)
+        cols = cols[lower[cols] <= 0]
+        if len(cols) == 0:
+            break
+        lower[cols] = 0.0
+        upper[cols] = 0.0
+        run.solver.set_bounds(cols, lower[cols], upper[cols])
+        res = run.solve()
+        if s.wash_sale_method != "mip":
+            res, more = resolve_either_or(run, hh, d, lp, res, lower, upper)
+            n_conflicts += more
+    return res, n_binaries, n_conflicts, True
+
+
+def netted_tax(hh: Household, d: Derived, sell: np.ndarray,
+               disallowed: np.ndarray | None = None) -> float:
+    """tax_due of a proposal: tax(ytd + run) - tax(ytd), washed losses not realized."""
+    st, lt = realized_by_term(hh, d, sell, disallowed)
+    return tax_due(ytd_st=hh.ytd_st_gain, ytd_lt=hh.ytd_lt_gain, run_st=st, run_lt=lt,
+                   carryforward_st=hh.loss_carryforward_st,
+                   carryforward_lt=hh.loss_carryforward_lt, st_rate=hh.st_rate,
+                   lt_rate=hh.lt_rate, ordinary_rate=hh.ordinary_rate,
+                   filing_status=hh.filing_status)
+
+
+def settle_tax_budget(run: _Run, hh: Household, d: Derived, s: ModelSettings,
+                      lp: LinearProgram, res: SolveResult, lower: np.ndarray,
+                      upper: np.ndarray) -> SolveResult:
+    """The tax budget bounds the netted tax exactly: where the linear row lets the
+    netted tax exceed the budget, tighten the row by the excess and re-solve; if
+    that does not settle it, sell no gain lots at all (netted tax <= 0)."""
+    if hh.tax_budget is None or "tax_budget" not in lp.layout.rows:
+        return res
+    row = lp.layout.rows["tax_budget"][0]
+    bound = float(lp.row_upper[row])
+    slack = lp.layout.elastic.get("tax_budget")  # where forced cash lets the budget give way
+    for _ in range(TAX_BUDGET_ROUNDS):
+        if res.status != SolveStatus.OPTIMAL:
+            return res
+        p = extract(hh, d, lp, res.x, s)
+        due = netted_tax(hh, d, p.sell, p.disallowed_loss)
+        allowed = hh.tax_budget + (float(res.x[slack].sum()) if slack is not None else 0.0)
+        if due <= allowed + MONEY_TOL:
+            return res
+        bound -= due - allowed
+        run.solver.set_row_bounds(row, -np.inf, bound)
+        res = run.solve()
+    lay = lp.layout
+    gains = np.flatnonzero(d.lot_taxable[lay.sell_lot] & (d.gain_per_share[lay.sell_lot] > 0)
+                           & (lower[: lay.n_sell] <= 0))
+    lower[gains] = 0.0
+    upper[gains] = 0.0
+    run.solver.set_bounds(gains, lower[gains], upper[gains])
+    return run.solve()
+
+
+def do_nothing_cost(hh: Household, d: Derived, s: ModelSettings) -> float:
+    """The objective of trading nothing: its drift, in and out of band."""
+    dev = drift_by_class(hh, d, d.current_by_class,
+                         float((hh.cash + hh.contribution - hh.withdrawal).sum()))
+    cap = d.band * max(d.target_value, 0.0)
+    inside = np.minimum(np.abs(dev), cap)
+    return float(s.drift_weight_in * inside.sum()
+                 + s.drift_weight_out * (np.abs(dev) - inside).sum())
+
+
+def proposal_cost(lp: LinearProgram, x: np.ndarray) -> float:
+    return float(lp.cost @ x[: lp.n_col])
+
+
 def solve_household(hh: Household, s: ModelSettings, solver: Solver,
                     warm: WarmStart | None = None) -> Outcome:
     d = derive(hh, s)
     conflict = blocking_conflicts(hh, d)
     if conflict:
         return Outcome("infeasible", conflict, Proposal.empty(hh), derived=d)
-    if not s.always_solve and not reasons_to_trade(hh, d, s):
-        return Outcome("no_trade", None, Proposal.empty(hh), derived=d)
+    if not s.always_solve:
+        message = no_trade_is_provable(hh, d, s)
+        if message is not None:
+            return Outcome("no_trade", message, Proposal.empty(hh), derived=d)
 
     lp = build(hh, s, d)
     solver.load(lp)
@@ -459,50 +821,32 @@ def solve_household(hh: Household, s: ModelSettings, solver: Solver,
     warm_started = False
     if warm is not None and warm.structure == structure:
         warm_started = solver.set_basis(warm.col_status, warm.row_status)
-    run = _Run(solver, lp, s.objective == "lexicographic", d.target_value,
-               s.lexicographic_tolerance)
+    run = _Run(solver, lp, s, d.target_value)
     lower, upper = lp.lower.copy(), lp.upper.copy()
-    n_binaries = 0
     n_wash = 0
     if s.wash_sale_method == "mip":
         n_wash = _add_wash_binaries(run, hh, d, lp, upper)
-    res = run.solve()
+    res = run.solve()  # first solve
     first_seconds = run.seconds
     saved = None
     if res.status == SolveStatus.OPTIMAL and not res.mip:
         basis = solver.basis()
         if basis is not None and s.objective != "lexicographic":
             saved = WarmStart(structure, basis[0], basis[1])
+    res = clear_w1_pools(run, hh, d, s, lp, res, lower, upper)
     if s.wash_sale_method != "mip":
-        res, n_wash = _resolve_wash(run, hh, d, lp, res, lower, upper)
+        res, n_wash = resolve_either_or(run, hh, d, lp, res, lower, upper)
+    n_binaries, fallback = 0, False
     if s.min_trade_value > 0:
-        covered_sells: set[int] = set()
-        covered_buys: set[int] = set()
-        for round_ in range(MAX_ROUNDS):
-            if res.status != SolveStatus.OPTIMAL:
-                break
-            sells, buys = min_trade_violations(hh, lp, res.x, s.min_trade_value)
-            if not sells and not buys:
-                break
-            if round_ >= 2:  # still new offenders: give every remaining line its binary
-                sells, buys = all_trade_lines(hh, lp, upper)
-            sells = [c for c in sells if int(c[0]) not in covered_sells]
-            buys = [c for c in buys if c not in covered_buys]
-            if not sells and not buys:
-                raise SolverError("minimum-trade binaries did not converge")
-            covered_sells.update(int(c[0]) for c in sells)
-            covered_buys.update(buys)
-            n_binaries += _add_min_trade_binaries(run, hh, lp, upper, lower, sells, buys,
-                                                  s.min_trade_value)
-            res = run.solve()
-            if s.wash_sale_method != "mip":
-                res, more = _resolve_wash(run, hh, d, lp, res, lower, upper)
-                n_wash += more
+        res, n_binaries, more, fallback = enforce_min_trade(run, hh, d, s, lp, res, lower, upper)
+        n_wash += more
+    res = settle_tax_budget(run, hh, d, s, lp, res, lower, upper)
 
     common = dict(solve_seconds=run.seconds, iterations=run.iterations,
                   warm_started=warm_started, n_col=lp.n_col, n_row=lp.n_row, solves=run.solves,
                   wash_conflicts=n_wash, min_trade_binaries=n_binaries, derived=d, warm=saved,
-                  first_solve_seconds=first_seconds, mip_limited=run.limited)
+                  first_solve_seconds=first_seconds, mip_limited=run.limited,
+                  min_trade_fallback=fallback)
     if res.status == SolveStatus.INFEASIBLE:
         message = explain_infeasible(hh, d, s, solver)
         return Outcome("infeasible", message, Proposal.empty(hh), **common)  # type: ignore[arg-type]
@@ -513,16 +857,41 @@ def solve_household(hh: Household, s: ModelSettings, solver: Solver,
     if res.status != SolveStatus.OPTIMAL:
         return Outcome("error", f"solver ended {res.status.value}", Proposal.empty(hh),
                        **common)  # type: ignore[arg-type]
-    proposal = _extract(hh, lp, res.x[: lp.n_col])
-    status = "traded" if proposal.n_trades else "no_trade"
+    proposal = extract(hh, d, lp, res.x, s)
     overrun = {k: float(res.x[c].sum()) for k, c in lp.layout.elastic.items()
                if res.x[c].sum() > MONEY_TOL}
-    return Outcome(status, None, proposal, budget_overrun=overrun, **common)  # type: ignore[arg-type]
+    benefit = do_nothing_cost(hh, d, s) - proposal_cost(lp, res.x)
+    if not proposal.n_trades:
+        message = worth_trading(hh, d, s, 0.0) or "the optimum is to trade nothing"
+        return Outcome("no_trade", message, proposal, benefit=0.0,
+                       budget_overrun=overrun, **common)  # type: ignore[arg-type]
+    verdict = worth_trading(hh, d, s, benefit)
+    if verdict is not None:
+        return Outcome("no_trade", verdict, Proposal.empty(hh), benefit=benefit,
+                       **common)  # type: ignore[arg-type]
+    return Outcome("traded", None, proposal, budget_overrun=overrun, benefit=benefit,
+                   **common)  # type: ignore[arg-type]
 
 
-def realized_by_term(hh: Household, d: Derived, sell: np.ndarray) -> tuple[float, float]:
-    """Realized (short-term, long-term) gains of taxable sells, dollars."""
+def worth_trading(hh: Household, d: Derived, s: ModelSettings, benefit: float) -> str | None:
+    """None when the proposal may go ahead; else the ``no_trade`` message. Trades that
+    out-of-band drift, a material cash flow or a no_hold rule oblige always go."""
+    if must_trade(hh, d, s):
+        return None
+    need = minimum_benefit(d, s)
+    if benefit >= need:
+        return None
+    return (f"inside its band and nothing worth its cost: the best proposal found beats "
+            f"doing nothing by ${benefit:,.2f}, below the minimum benefit ${need:,.2f}")
+
+
+def realized_by_term(hh: Household, d: Derived, sell: np.ndarray,
+                     disallowed: np.ndarray | None = None) -> tuple[float, float]:
+    """Realized (short-term, long-term) gains of taxable sells, dollars; a loss that
+    a wash sale disallows is not realized (it moves to the replacement's basis)."""
     taxable = hh.account_type[hh.lot_account] == TAXABLE
     basis_sold = np.where(hh.quantity > 0, hh.cost_basis * sell / hh.quantity, 0.0)
     gain = np.where(taxable, sell * d.lot_price - basis_sold, 0.0)
+    if disallowed is not None:
+        gain = gain + np.where(taxable, disallowed, 0.0)
     return float(gain[~d.is_long].sum()), float(gain[d.is_long].sum())
