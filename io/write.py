@@ -41,6 +41,7 @@ rows), so a resumed run recomputes any shard whose files went missing.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -291,6 +292,9 @@ class RunWriter:
             raise CommitError(f"{self.journal}: an interrupted commit was not recovered")
         previous = read_manifest(self.output, self.run_date)
         seq = int((previous or {}).get("commit_seq", 0)) + 1
+        while any(glob.glob(os.path.join(_final_dir(self.output, t, self.run_date),
+                                         f"part-{seq:04d}-*")) for t in TABLES):
+            seq += 1  # never reuse a name that is on disk, whatever put it there
         commit_id = f"{seq:04d}-{self.run_id[:8]}"
         staged: dict[str, list[tuple[str, dict[str, Any]]]] = {t: [] for t in TABLES}
         for shard in shards:
@@ -388,6 +392,10 @@ class RunWriter:
         whose markers cannot be trusted, so the retry recomputes."""
         self._roll_back(journal)
         shutil.rmtree(self.staging, ignore_errors=True)
+        try:
+            os.rmdir(os.path.dirname(self.staging))  # the run date's, if no other run's is there
+        except OSError:
+            pass
         self._trusted.clear()
 
     def _remove_unlisted(self, manifest: dict[str, Any] | None) -> None:
