@@ -5,8 +5,9 @@ This is the composition root: it is the one place in ``batch`` that reaches up t
 imports pointing down.
 
 Exit codes: 0 committed; 2 bad usage or unreadable input; 3 committed, but the
-share of households in error/infeasible exceeded ``failure_rate_limit``; 1 anything
-else.
+share of households in error/infeasible exceeded ``failure_rate_limit``; 5 transient
+(an error whose ``retryable`` is true: a worker died, the cluster went away; staging
+is kept and the same command resumes); 1 anything else (a bug).
 """
 
 from __future__ import annotations
@@ -139,6 +140,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _command_line(argv: list[str] | None) -> str:
+    import shlex
+
+    args = sys.argv[1:] if argv is None else argv
+    return shlex.join(["hearth", *args])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -146,12 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"hearth: {e}", file=sys.stderr)
         return 2
-    except Exception as e:  # noqa: BLE001 - the exit code contract: 1 for anything else
+    except Exception as e:  # noqa: BLE001 - the exit code contract: 5 transient, 1 a bug
+        if getattr(e, "retryable", False):
+            print(f"hearth: {e} (transient: finished shards are kept in staging; resume with "
+                  f"`{_command_line(argv)}`)", file=sys.stderr)
+            return 5
         if os.environ.get("HEARTH_DEBUG"):
             raise
         print(f"hearth: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

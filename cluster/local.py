@@ -2,7 +2,9 @@
 (one per core by default) with a bounded number of shards in flight.
 
 The pool is started when the executor is made, so the workers import numpy,
-DuckDB and HiGHS while the driver is still reading and sharding the book."""
+DuckDB and HiGHS while the driver is still reading and sharding the book. A worker
+that dies ends the run with :class:`hearth.errors.ExecutionError` (retryable: exit
+code 5); every shard finished before it stays in staging for the resume."""
 
 from __future__ import annotations
 
@@ -10,10 +12,16 @@ import multiprocessing as mp
 import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
 from hearth.batch.config import RunConfig
 from hearth.batch.pipeline import ShardOutput, run_shard
 from hearth.batch.run import ShardTask
+from hearth.errors import ExecutionError
+
+# A worker killed (OOM killer, SIGKILL) breaks the whole pool; the finished shards are
+# in staging, so the same command picks up where this one stopped.
+WORKER_DIED = "a worker process died; re-run the same command to resume"
 
 
 def _run(task: ShardTask, config: RunConfig) -> ShardOutput:
@@ -56,8 +64,16 @@ class LocalExecutor:
                 while queue and len(pending) < 2 * self.workers:  # backpressure
                     pending.add(pool.submit(_run, queue.pop(0), config))
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                lost: BrokenProcessPool | None = None
                 for f in done:
-                    on_result(f.result())
+                    try:
+                        out = f.result()
+                    except BrokenProcessPool as e:  # the other finished shards are still kept
+                        lost = e
+                        continue
+                    on_result(out)
+                if lost is not None:
+                    raise ExecutionError(WORKER_DIED) from lost
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

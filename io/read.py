@@ -10,10 +10,11 @@ sharding are plain SQL over the whole book without loading it into Python.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import duckdb
 
-from hearth.io.contract import INPUT_TABLES, Table
+from hearth.io.contract import INPUT_TABLES, Column, Table
 from hearth.io.errors import InputError
 
 
@@ -52,17 +53,101 @@ def locate(con: duckdb.DuckDBPyConnection, root: str, table: str) -> str | None:
     return None
 
 
-def _normalized_select(table: Table, present: set[str], source: str) -> str:
+# What a contract type is called in messages.
+_FRIENDLY = {"VARCHAR": "a string", "VARCHAR[]": "a list of strings (list<string>)",
+             "DOUBLE": "a number (float64)", "BIGINT": "an integer (int64)",
+             "DATE": "a date (date32)", "BOOLEAN": "a boolean"}
+_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+            "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
+_INTEGER = _NUMERIC[:10]
+
+
+def _is_nested(source_type: str) -> bool:
+    return source_type.endswith("]") or source_type.startswith(("STRUCT", "MAP", "UNION"))
+
+
+def _base(source_type: str) -> str:
+    return source_type.split("(")[0]
+
+
+@dataclass(frozen=True)
+class CastCheck:
+    """A column whose file type is not the contract's: values that cannot be read as
+    the contract type are reported per record by validation (``invalid_type``)."""
+
+    table: str
+    column: str
+    source_type: str
+    sql_type: str
+    bad: str  # SQL over ``raw_<table>``: true for a value that cannot be read
+
+
+def _column_expr(table: Table, c: Column, source_type: str) -> tuple[str | None, CastCheck | None]:
+    """(SQL reading the column as its contract type, or None when no value of the file's
+    type can be; the per-record check when some values may fail)."""
+    col = _ident(c.name)
+    target = c.sql_type
+    if source_type == target:
+        return col, None
+    base = _base(source_type)
+    check = None
+    if target == "VARCHAR":
+        if _is_nested(source_type):
+            return None, None
+        return f"CAST({col} AS VARCHAR)", None
+    if target == "VARCHAR[]":
+        if source_type.endswith("[]"):
+            return f"TRY_CAST({col} AS VARCHAR[])", None
+        if base != "VARCHAR":
+            return None, None
+        # a string column can hold lists written as '[a, b]'; a bare word is no list
+        expr = f"TRY_CAST({col} AS VARCHAR[])"
+        return expr, CastCheck(table.name, c.name, source_type, target,
+                               f"{col} IS NOT NULL AND {expr} IS NULL")
+    if _is_nested(source_type):
+        return None, None
+    expr = f"TRY_CAST({col} AS {target})"
+    lossless = ((target == "DOUBLE" and base in _NUMERIC)
+                or (target == "BIGINT" and base in _INTEGER and base not in ("UBIGINT", "HUGEINT",
+                                                                             "UHUGEINT"))
+                or (target == "DATE" and base == "DATE"))
+    if not lossless:
+        bad = f"{col} IS NOT NULL AND {expr} IS NULL"
+        if target == "BIGINT" and base in _NUMERIC:  # 1.5 would round to 2: a rank is whole
+            bad = f"{col} IS NOT NULL AND ({expr} IS NULL OR {expr} <> {col})"
+        check = CastCheck(table.name, c.name, source_type, target, bad)
+    return expr, check
+
+
+def _normalized_select(table: Table, present: dict[str, str], source: str
+                       ) -> tuple[str, list[CastCheck]]:
+    """The view of a table in the contract's columns and types, and the per-record type
+    checks it needs. Raises InputError for a required column whose file type can hold
+    no value of the contract type (a list where an id is expected)."""
     exprs = []
+    checks: list[CastCheck] = []
     for c in table.columns:
         if c.name in present:
-            cast = (f"CAST({_ident(c.name)} AS {c.sql_type})" if c.sql_type in ("VARCHAR", "VARCHAR[]")
-                    else f"TRY_CAST({_ident(c.name)} AS {c.sql_type})")
+            cast, check = _column_expr(table, c, present[c.name])
+            if cast is None:
+                if c.default is None:
+                    raise InputError(
+                        f"table {table.name}: column {c.name} is {present[c.name]}, expected "
+                        f"{_FRIENDLY[c.sql_type]}; re-export the column with that type "
+                        f"(see data-contract.md)")
+                # optional: read as absent, and every record that has a value is reported
+                check = CastCheck(table.name, c.name, present[c.name], c.sql_type,
+                                  f"{_ident(c.name)} IS NOT NULL")
+                cast = f"CAST(NULL AS {c.sql_type})"
+            if check is not None:
+                checks.append(check)
+            if c.name.endswith("_id") and c.sql_type == "VARCHAR":
+                cast = f"NULLIF({cast}, '')"  # identifiers are non-empty: '' is a missing id
             expr = cast if c.default in (None, "NULL") else f"COALESCE({cast}, {c.default})"
         else:
             expr = f"CAST({c.default} AS {c.sql_type})"
         exprs.append(f"{expr} AS {_ident(c.name)}")
-    return f"SELECT {', '.join(exprs)} FROM {source}"
+    return f"SELECT {', '.join(exprs)} FROM {source}", checks
 
 
 def _empty_select(table: Table) -> str:
@@ -73,11 +158,16 @@ def _empty_select(table: Table) -> str:
 def open_book(root: str, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with one normalized view ``in_<table>`` per input table.
 
-    Raises InputError when a required table or a required column is missing or a
-    table cannot be read at all: those stop the run (exit code 2), since no
-    household could be judged without them.
+    Raises InputError when a required table or a required column is missing, a
+    required column has a type that can hold no value of the contract's (a list where
+    an id is expected), or a table cannot be read at all: those stop the run (exit
+    code 2), since no household could be judged without them. Any other type slip
+    (a string where a number or a list is expected, in any column) is recorded in the
+    temp table ``input_casts`` and becomes ``invalid_type`` exceptions of the records
+    whose values cannot be read; ``raw_<table>`` views show the file as it is.
     """
     con = con if con is not None else duckdb.connect()
+    checks: list[CastCheck] = []
     if not _is_uri(root) and not os.path.isdir(root):
         raise InputError(f"input folder {root} does not exist; pass the folder that holds "
                          "households.parquet, accounts.parquet, ...")
@@ -90,15 +180,23 @@ def open_book(root: str, con: duckdb.DuckDBPyConnection | None = None) -> duckdb
             con.execute(f"CREATE OR REPLACE VIEW in_{table.name} AS {_empty_select(table)}")
             continue
         try:
-            present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+            present = {r[0]: r[1] for r in
+                       con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
         except duckdb.Error as e:
             raise InputError(f"table {table.name}: cannot be read ({e}); re-export it as Parquet") from e
         missing = [c for c in table.required_columns if c not in present]
         if missing:
             raise InputError(f"table {table.name}: required column(s) {', '.join(missing)} missing; "
                              f"add them (see data-contract.md)")
-        con.execute(f"CREATE OR REPLACE VIEW in_{table.name} AS "
-                    f"{_normalized_select(table, present, source)}")
+        select, table_checks = _normalized_select(table, present, source)
+        con.execute(f"CREATE OR REPLACE VIEW in_{table.name} AS {select}")
+        con.execute(f"CREATE OR REPLACE VIEW raw_{table.name} AS SELECT * FROM {source}")
+        checks.extend(table_checks)
+    con.execute('CREATE OR REPLACE TEMP TABLE input_casts ("table" VARCHAR, "column" VARCHAR, '
+                "source_type VARCHAR, sql_type VARCHAR, bad VARCHAR)")
+    if checks:
+        con.executemany("INSERT INTO input_casts VALUES (?, ?, ?, ?, ?)",
+                        [(k.table, k.column, k.source_type, k.sql_type, k.bad) for k in checks])
     return con
 
 

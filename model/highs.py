@@ -42,6 +42,34 @@ class SolverError(OptimizationError):
     """HiGHS refused the model or failed inside; the household gets status ``error``."""
 
 
+# HiGHS treats costs of this magnitude as infinite; a NaN cost makes its simplex loop
+# forever, deaf to time_limit and to interrupt callbacks (HiGHS 1.16), and a NaN matrix
+# value gives a wrong "optimal". So no non-finite number ever reaches it: every entry
+# point checks its arrays first and refuses them with a SolverError, which costs only
+# the household and is what makes the time limit hold.
+_INFINITE_COST = 1e20
+
+
+def _finite(what: str, values: np.ndarray, limit: float = np.inf) -> None:
+    v = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(v) | (np.abs(v) >= limit)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise SolverError(f"refused a model with {int(bad.sum())} non-finite or out-of-range "
+                          f"{what} (first: index {i} = {v[i]!r}); a NaN or infinite input "
+                          "got past validation: check the household's numbers")
+
+
+def _bounds(what: str, lower: np.ndarray, upper: np.ndarray) -> None:
+    lo, up = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+    bad = np.isnan(lo) | np.isnan(up) | (lo == np.inf) | (up == -np.inf)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise SolverError(f"refused {int(bad.sum())} {what} that are NaN or empty "
+                          f"(first: index {i} = [{lo[i]!r}, {up[i]!r}]); a NaN or infinite "
+                          "input got past validation: check the household's numbers")
+
+
 @dataclass(frozen=True)
 class SolveResult:
     status: SolveStatus
@@ -85,6 +113,10 @@ class Solver:
     # -- model -------------------------------------------------------------------------
     def load(self, lp: LinearProgram) -> None:
         self._h.clearSolver()  # nothing of the previous household may steer this one
+        _finite("costs", lp.cost, _INFINITE_COST)
+        _finite("matrix values", lp.a_value)
+        _bounds("column bounds", lp.lower, lp.upper)
+        _bounds("row bounds", lp.row_lower, lp.row_upper)
         integrality = lp.integrality if lp.integrality is not None else np.zeros(
             lp.n_col, dtype=np.int32)
         status = self._h.passModel(
@@ -115,12 +147,14 @@ class Solver:
         return np.array(b.col_status, dtype=np.int8), np.array(b.row_status, dtype=np.int8)
 
     def set_bounds(self, cols: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+        _bounds("column bounds", lower, upper)
         if len(cols):
             self._h.changeColsBounds(len(cols), np.asarray(cols, dtype=np.int32),
                                      np.asarray(lower, dtype=np.float64),
                                      np.asarray(upper, dtype=np.float64))
 
     def set_row_bounds(self, row: int, lower: float, upper: float) -> None:
+        _bounds("row bounds", np.array([lower]), np.array([upper]))
         self._h.changeRowBounds(int(row), float(lower), float(upper))
 
     def col_bounds(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -130,6 +164,7 @@ class Solver:
         return lower, upper
 
     def set_costs(self, cols: np.ndarray, cost: np.ndarray) -> None:
+        _finite("costs", cost, _INFINITE_COST)
         if len(cols):
             self._h.changeColsCost(len(cols), np.asarray(cols, dtype=np.int32),
                                    np.asarray(cost, dtype=np.float64))
@@ -138,6 +173,8 @@ class Solver:
                     integer: bool) -> np.ndarray:
         """Append empty columns; returns their indices."""
         n = len(cost)
+        _finite("costs", cost, _INFINITE_COST)
+        _bounds("column bounds", lower, upper)
         self._h.addVars(n, np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64))
         idx = np.arange(self._n_col, self._n_col + n, dtype=np.int32)
         self._h.changeColsCost(n, idx, np.asarray(cost, dtype=np.float64))
@@ -154,6 +191,8 @@ class Solver:
         n = len(lower)
         if n == 0:
             return
+        _finite("matrix values", value)
+        _bounds("row bounds", lower, upper)
         self._h.addRows(n, np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64),
                         len(value), np.asarray(start, dtype=np.int32),
                         np.asarray(index, dtype=np.int32), np.asarray(value, dtype=np.float64))
