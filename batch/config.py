@@ -57,6 +57,26 @@ class RunConfig(BaseModel):
     """Dollars of priced tax benefit that make a loss lot worth a solve on its own."""
     always_solve: bool = False
     """Solve every household, even when the no-trade rule says nothing is worth doing."""
+    min_benefit_dollars: float = Field(25.0, ge=0)
+    """A proposal that nothing obliges (no out-of-band drift, no cash flow, no no_hold)
+    must beat doing nothing by at least this many objective dollars, or the household
+    is ``no_trade``."""
+    min_benefit_share: float = Field(0.0002, ge=0)
+    """... and by at least this fraction of household value (the larger of the two applies)."""
+    location_stage: bool = True
+    """Choose where class exposures sit in a second stage with the exposures held, so
+    location never changes how much of each class is held (off: one weighted solve)."""
+    location_exposure_tolerance: float = Field(0.0005, ge=0, le=0.01)
+    """How far (fraction of value) a class may shrink in the location stage, to pay
+    the relocation's trading costs; no class may grow."""
+    carryforward_years: float = Field(3.0, ge=0)
+    """Years until a carried-forward capital loss is expected to be used: a loss that
+    netting cannot use this year is worth lt_rate x (1 + d)^-k."""
+    dust_shares: float = Field(1e-3, ge=0)
+    """A position below this many shares counts as none (a no_hold rule is met by it)."""
+    share_increment: float = Field(1e-6, gt=0, le=1)
+    """Order quantities are written as multiples of this many shares (broker-ready);
+    whole_shares writes exact integers."""
     time_limit: float = Field(10.0, gt=0)
     """Seconds per household solve before it is abandoned as an error."""
     presolve: bool = False
@@ -83,7 +103,8 @@ class RunConfig(BaseModel):
 
     def check_rules(self) -> CheckRules:
         return CheckRules(wash_sale_days=self.wash_sale_days,
-                          min_trade_value=self.min_trade_value, whole_shares=self.whole_shares)
+                          min_trade_value=self.min_trade_value, whole_shares=self.whole_shares,
+                          dust_shares=self.dust_shares, share_increment=self.share_increment)
 
     def review_thresholds(self) -> ReviewThresholds:
         return ReviewThresholds(turnover=self.review_turnover, tax_due=self.review_tax_due,

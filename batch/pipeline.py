@@ -208,7 +208,8 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
         try:
             if status == "traded":
                 violations = check_proposal(hh, p.sell, p.buy_account, p.buy_security,
-                                            p.buy_quantity, p.final_cash, rules)
+                                            p.buy_quantity, p.final_cash, rules,
+                                            disallowed_loss=p.disallowed_loss)
                 if violations:
                     status = "rejected"
                     message = "proposal failed the compliance check: " + "; ".join(
@@ -266,7 +267,9 @@ def _report(hh: Household, outcome: Outcome, status: str, message: str | None, p
     sell_value = p.sell * d.lot_price
     buy_value = p.buy_quantity * hh.price[p.buy_security]
     turnover = float((sell_value.sum() + buy_value.sum()) / 2 / value) if value > 0 else 0.0
-    st, lt = realized_by_term(hh, d, p.sell)
+    disallowed = (p.disallowed_loss if p.disallowed_loss is not None
+                  else np.zeros(hh.n_lots))
+    st, lt = realized_by_term(hh, d, p.sell, disallowed)
     due = tax_due(ytd_st=hh.ytd_st_gain, ytd_lt=hh.ytd_lt_gain, run_st=st, run_lt=lt,
                   carryforward_st=hh.loss_carryforward_st,
                   carryforward_lt=hh.loss_carryforward_lt, st_rate=hh.st_rate,
@@ -283,7 +286,9 @@ def _report(hh: Household, outcome: Outcome, status: str, message: str | None, p
     why = review_reasons(status=status, turnover=turnover, tax_due=due, largest_order=largest,
                          value=value, restricted_traded=restricted, t=thresholds,
                          budget_overrun=bool(outcome.budget_overrun) and status == "traded",
-                         solver_limit=outcome.mip_limited and status == "traded")
+                         solver_limit=outcome.mip_limited and status == "traded",
+                         min_trade_fallback=outcome.min_trade_fallback and status == "traded",
+                         wash_sale=bool((disallowed > 0).any()) and status == "traded")
 
     sold = np.flatnonzero(p.sell > 0)
     class_change = after_hold - d.current_by_class
@@ -305,6 +310,8 @@ def _report(hh: Household, outcome: Outcome, status: str, message: str | None, p
             realized_gain=[float(g) if t else None for g, t in zip(gain, taxable)],
             term=[("long" if lg else "short") if t else None
                   for lg, t in zip(d.is_long[sold], taxable)],
+            wash_sale=(disallowed[sold] > 0),
+            disallowed_loss=[float(x) if x > 0 else None for x in disallowed[sold]],
             reason=sell_reasons)
     if len(buy_reasons):
         trades.extend(
@@ -312,7 +319,7 @@ def _report(hh: Household, outcome: Outcome, status: str, message: str | None, p
             account_id=[hh.account_ids[i] for i in p.buy_account],
             security_id=[hh.security_ids[i] for i in p.buy_security], side="buy",
             quantity=p.buy_quantity, price=hh.price[p.buy_security], notional=buy_value,
-            reason=buy_reasons)
+            wash_sale=False, reason=buy_reasons)
     results.add(
         run_id=run_id, household_id=hid, status=status, message=message, value=value,
         drift_before=float(np.abs(before).sum() / base),

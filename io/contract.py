@@ -94,7 +94,8 @@ TRADES_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("household_id", pa.string()), ("account_id", pa.string()),
     ("security_id", pa.string()), ("side", pa.string()), ("lot_id", pa.string()),
     ("quantity", pa.float64()), ("price", pa.float64()), ("notional", pa.float64()),
-    ("realized_gain", pa.float64()), ("term", pa.string()), ("reason", pa.string()),
+    ("realized_gain", pa.float64()), ("term", pa.string()), ("wash_sale", pa.bool_()),
+    ("disallowed_loss", pa.float64()), ("reason", pa.string()),
 ])
 
 HOUSEHOLD_RESULTS_SCHEMA = pa.schema([

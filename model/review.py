@@ -14,7 +14,8 @@ class ReviewThresholds:
 
 def review_reasons(*, status: str, turnover: float, tax_due: float, largest_order: float,
                    value: float, restricted_traded: bool, t: ReviewThresholds,
-                   budget_overrun: bool = False, solver_limit: bool = False) -> list[str]:
+                   budget_overrun: bool = False, solver_limit: bool = False,
+                   min_trade_fallback: bool = False, wash_sale: bool = False) -> list[str]:
     """Reasons to route a household to a human; empty means it may auto-execute."""
     why = []
     if status not in ("traded", "no_trade"):
@@ -31,4 +32,8 @@ def review_reasons(*, status: str, turnover: float, tax_due: float, largest_orde
         why.append("budget_exceeded")
     if solver_limit:  # feasible and checked, but not proven optimal
         why.append("solver_limit")
+    if min_trade_fallback:  # minimum-trade binaries gave way to a rounded, checked answer
+        why.append("min_trade_fallback")
+    if wash_sale:  # a cash need forced a loss sale that replacement shares wash
+        why.append("wash_sale")
     return why

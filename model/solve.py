@@ -230,6 +230,7 @@ class _Run:
         loc = lp.location if lp.location is not None else np.zeros(lp.n_col)
         self.location = loc if (s.location_stage and np.abs(loc).max(initial=0.0) > 0) else None
         self.exposure_slack = s.location_exposure_tolerance * max(value, 1.0)
+        self.first_basis: tuple[np.ndarray, np.ndarray] | None = None
         if s.objective == "lexicographic":
             self.out_cols = np.concatenate([lay.drift_cols(1), lay.drift_cols(3)])
             self.slack = s.lexicographic_tolerance * max(value, 1.0)
@@ -264,10 +265,13 @@ class _Run:
 
     def _staged(self) -> SolveResult:
         if self.location is None:
-            return self._drift_stages(self.lp.cost)
+            first = self._drift_stages(self.lp.cost)
+            self._keep_basis(first)
+            return first
         n = self.lp.n_col
         cols = np.arange(n)
         first = self._drift_stages(self.lp.cost - self.location)
+        self._keep_basis(first)
         if first.status != SolveStatus.OPTIMAL:
             self.solver.set_costs(cols, self.lp.cost)
             return first
@@ -288,6 +292,12 @@ class _Run:
         if second.status != SolveStatus.OPTIMAL:
             return first
         return second
+
+    def _keep_basis(self, r: SolveResult) -> None:
+        """The first LP answer's basis (before location), saved for tomorrow: it is
+        where tomorrow's first stage starts."""
+        if self.first_basis is None and r.status == SolveStatus.OPTIMAL and not r.mip:
+            self.first_basis = self.solver.basis()
 
     def _drift_stages(self, cost: np.ndarray) -> SolveResult:
         n = self.lp.n_col
@@ -346,6 +356,27 @@ def final_cash(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
     return hh.cash + hh.contribution - hh.withdrawal + proceeds - spent
 
 
+def canonical_untaxed_sells(hh: Household, d: Derived, sell: np.ndarray) -> np.ndarray:
+    """In a tax-advantaged account every lot of a security is worth the same to sell,
+    so which lots the solver picked is an accident of its path: sell the same total
+    from the lots in their stable order instead (a warm and a cold start then write
+    the same rows)."""
+    untaxed = ~d.lot_taxable & (sell > 0)
+    if not untaxed.any():
+        return sell
+    out = sell.copy()
+    key = hh.lot_account * hh.n_securities + hh.lot_security
+    for k in np.unique(key[untaxed]):
+        lots = np.flatnonzero((key == k) & ~d.lot_taxable)
+        if d.forced_sell[lots].any():
+            continue  # no_hold sells them all anyway
+        total = float(sell[lots].sum())
+        filled = np.minimum(hh.quantity[lots], np.maximum(
+            total - (np.cumsum(hh.quantity[lots]) - hh.quantity[lots]), 0.0))
+        out[lots] = filled
+    return out
+
+
 def extract(hh: Household, d: Derived, lp: LinearProgram, x: np.ndarray, s: ModelSettings
             ) -> Proposal:
     lay = lp.layout
@@ -355,6 +386,8 @@ def extract(hh: Household, d: Derived, lp: LinearProgram, x: np.ndarray, s: Mode
     sell = np.where(sell * hh.price[hh.lot_security] <= DUST, 0.0, sell)
     sell = np.where(np.abs(sell - q) <= QTY_RTOL * np.maximum(q, 1.0), q, sell)
     sell = np.minimum(sell, q)
+    if not s.whole_shares:  # (whole shares keep the solver's integer lots)
+        sell = canonical_untaxed_sells(hh, d, sell)
     buy = x[lay.buy0: lay.cash0]
     sell, buy = broker_quantities(hh, sell, buy, lay.buy_security, s)
     price = hh.price[lay.buy_security]
@@ -829,10 +862,8 @@ def solve_household(hh: Household, s: ModelSettings, solver: Solver,
     res = run.solve()  # first solve
     first_seconds = run.seconds
     saved = None
-    if res.status == SolveStatus.OPTIMAL and not res.mip:
-        basis = solver.basis()
-        if basis is not None and s.objective != "lexicographic":
-            saved = WarmStart(structure, basis[0], basis[1])
+    if run.first_basis is not None and s.objective != "lexicographic":
+        saved = WarmStart(structure, run.first_basis[0], run.first_basis[1])
     res = clear_w1_pools(run, hh, d, s, lp, res, lower, upper)
     if s.wash_sale_method != "mip":
         res, n_wash = resolve_either_or(run, hh, d, lp, res, lower, upper)
