@@ -96,6 +96,27 @@ def reference(tables: dict[str, pa.Table], default_cost_bps: float) -> Reference
     )
 
 
+# The only non-finite numbers a Household may carry: max_cash +inf is "no cap", a NaN
+# realized gain is a null one. Anything else is refused here, before a model is built.
+_NON_FINITE_OK = {"max_cash": np.inf, "txn_realized_gain": np.nan}
+
+
+def non_finite_fields(hh: Household) -> list[str]:
+    """The numeric fields of ``hh`` holding a NaN or an infinity they may not hold."""
+    bad = []
+    for name, value in vars(hh).items():
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+            ok = _NON_FINITE_OK.get(name)
+            v = value[~np.isfinite(value)]
+            if ok is not None:
+                v = v[~np.isnan(v)] if np.isnan(ok) else v[v != ok]
+            if len(v):
+                bad.append(name)
+        elif isinstance(value, float) and not np.isfinite(value):
+            bad.append(name)
+    return bad
+
+
 @dataclass(frozen=True, eq=False)
 class HouseholdInput:
     household_id: str
@@ -231,6 +252,9 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
             txn_date=t_date[t0:t1][tx_known], txn_buy=t_side[t0:t1][tx_known] == "buy",
             txn_realized_gain=np.asarray(t_gain[t0:t1], dtype=np.float64)[tx_known],
         )
+        bad = non_finite_fields(hh)
+        if bad:  # validation should have caught it; a NaN must never reach HiGHS
+            raise ValueError(f"non-finite numbers in {', '.join(bad)}")
         return hh
 
     for i, hid in enumerate(cols["household_id"]):
