@@ -356,7 +356,8 @@ def final_cash(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
     return hh.cash + hh.contribution - hh.withdrawal + proceeds - spent
 
 
-def canonical_untaxed_sells(hh: Household, d: Derived, sell: np.ndarray) -> np.ndarray:
+def canonical_untaxed_sells(hh: Household, d: Derived, sell: np.ndarray,
+                            wash_days: int) -> np.ndarray:
     """In a tax-advantaged account every lot of a security is worth the same to sell,
     so which lots the solver picked is an accident of its path: sell the same total
     from the lots in their stable order instead (a warm and a cold start then write
@@ -364,12 +365,13 @@ def canonical_untaxed_sells(hh: Household, d: Derived, sell: np.ndarray) -> np.n
     untaxed = ~d.lot_taxable & (sell > 0)
     if not untaxed.any():
         return sell
+    recent = wash.recent_lots(hh, wash_days)  # replacement shares: which are sold matters
     out = sell.copy()
     key = hh.lot_account * hh.n_securities + hh.lot_security
     for k in np.unique(key[untaxed]):
         lots = np.flatnonzero((key == k) & ~d.lot_taxable)
-        if d.forced_sell[lots].any():
-            continue  # no_hold sells them all anyway
+        if d.forced_sell[lots].any() or recent[lots].any():
+            continue  # no_hold sells them all anyway; a recent lot may be a wash replacement
         total = float(sell[lots].sum())
         filled = np.minimum(hh.quantity[lots], np.maximum(
             total - (np.cumsum(hh.quantity[lots]) - hh.quantity[lots]), 0.0))
@@ -387,7 +389,7 @@ def extract(hh: Household, d: Derived, lp: LinearProgram, x: np.ndarray, s: Mode
     sell = np.where(np.abs(sell - q) <= QTY_RTOL * np.maximum(q, 1.0), q, sell)
     sell = np.minimum(sell, q)
     if not s.whole_shares:  # (whole shares keep the solver's integer lots)
-        sell = canonical_untaxed_sells(hh, d, sell)
+        sell = canonical_untaxed_sells(hh, d, sell, s.wash_sale_days)
     buy = x[lay.buy0: lay.cash0]
     sell, buy = broker_quantities(hh, sell, buy, lay.buy_security, s)
     price = hh.price[lay.buy_security]
