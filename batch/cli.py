@@ -57,7 +57,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from hearth.io.read import open_book
-    from hearth.io.validate import exceptions_table, validate
+    from hearth.io.validate import exceptions_table, unkeyed_rows, validate
 
     con = open_book(args.input)
     validate(con, args.run_date)
@@ -72,7 +72,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             print(json.dumps({k: v for k, v in row.items() if k != "run_id"}))
     bad = con.execute("SELECT count(*) FROM bad_households").fetchone()[0]  # type: ignore[index]
     total = con.execute("SELECT count(DISTINCT household_id) FROM in_households").fetchone()[0]  # type: ignore[index]
-    print(f"{table.num_rows} exception(s); {bad} of {total} households would be set aside",
+    unkeyed = unkeyed_rows(con)
+    loose = (f"; {sum(unkeyed.values())} row(s) belong to no household ("
+             + ", ".join(f"{t} {n}" for t, n in unkeyed.items()) + ")") if unkeyed else ""
+    print(f"{table.num_rows} exception(s); {bad} of {total} households would be set aside{loose}",
           file=sys.stderr)
     return 0
 

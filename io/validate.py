@@ -233,9 +233,12 @@ def _checks(run_date: str | None) -> list[tuple[str, str, str]]:
             SELECT household_id, NULL, NULL, 'an account row has no account_id; fill it'
             FROM in_accounts WHERE account_id IS NULL OR account_id = ''"""),
         ("accounts", "duplicate_account_id", """
-            SELECT any_value(household_id), account_id, account_id, 'account_id appears ' ||
-                   count(*) || ' times; keep one row per account'
-            FROM in_accounts WHERE account_id IS NOT NULL GROUP BY account_id HAVING count(*) > 1"""),
+            SELECT a.household_id, a.account_id, a.account_id, 'account_id appears ' || d.n ||
+                   ' times; keep one row per account'
+            FROM (SELECT account_id, count(*) AS n FROM in_accounts WHERE account_id IS NOT NULL
+                  GROUP BY account_id HAVING count(*) > 1) d
+            JOIN in_accounts a USING (account_id)
+            GROUP BY a.household_id, a.account_id, d.n"""),  # each household using the id
         ("accounts", "unknown_household", """
             SELECT NULL, account_id, account_id, 'household_id ''' ||
                    coalesce(household_id, 'null') || ''' is not in households; fix the reference'
@@ -263,12 +266,12 @@ def _checks(run_date: str | None) -> list[tuple[str, str, str]]:
             FROM in_lots l LEFT JOIN acct_hh a USING (account_id)
             WHERE l.lot_id IS NULL OR l.lot_id = ''"""),
         ("lots", "duplicate_lot_id", """
-            SELECT any_value(a.household_id), any_value(l.account_id), l.lot_id,
-                   'lot_id appears ' || count(*) || ' times; lot ids must be unique'
-            FROM (SELECT lot_id FROM in_lots WHERE lot_id IS NOT NULL
+            SELECT a.household_id, any_value(l.account_id), l.lot_id,
+                   'lot_id appears ' || d.n || ' times; lot ids must be unique'
+            FROM (SELECT lot_id, count(*) AS n FROM in_lots WHERE lot_id IS NOT NULL
                   GROUP BY lot_id HAVING count(*) > 1) d
             JOIN in_lots l USING (lot_id) LEFT JOIN acct_hh a USING (account_id)
-            GROUP BY l.lot_id"""),
+            GROUP BY l.lot_id, a.household_id, d.n"""),  # each household holding one
         ("lots", "unknown_account", """
             SELECT NULL, account_id, lot_id, 'account_id ''' || coalesce(account_id, 'null') ||
                    ''' is not in accounts; fix the reference'

@@ -310,3 +310,19 @@ def test_a_nan_cost_ends_in_seconds_not_never():
     """)
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.stdout.strip().splitlines()[-1] == "refused", p.stderr
+
+
+def test_an_id_shared_by_two_households_costs_both(tmp_path):
+    """any_value() picked one of them before; the other ran with a lot or an account
+    that was not its own."""
+    t = tables()
+    t["accounts"] = dict(t["accounts"], account_id=["A1", "A1"])
+    exc, households = checked(write(tmp_path / "a", t))
+    assert {(e[1], e[2]) for e in exc if e[1] == "duplicate_account_id"} == {
+        ("duplicate_account_id", "H1"), ("duplicate_account_id", "H2")}
+    assert households == {"H1", "H2"}
+    t = tables()
+    t["lots"] = dict(t["lots"], lot_id=["L1", "L1"])
+    exc, households = checked(write(tmp_path / "l", t))
+    assert sorted(e[2] for e in exc if e[1] == "duplicate_lot_id") == ["H1", "H2"]
+    assert households == {"H1", "H2"}
