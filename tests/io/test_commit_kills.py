@@ -133,6 +133,18 @@ class Env:
         self.count("mixed or empty")
         pytest.fail(f"{out}: the reader sees neither the previous night nor the new one")
 
+    @staticmethod
+    def where(out: str) -> str:
+        """How far a killed run got, from what it left on disk."""
+        if os.path.exists(journal_path(out, D)):
+            return "commit"
+        runs = glob.glob(os.path.join(out, "_staging", D, "*"))
+        if not runs:
+            return "start-up"
+        if not os.path.exists(os.path.join(runs[0], "prep.json")):
+            return "preparing"
+        return f"{len(glob.glob(os.path.join(runs[0], '_done', '0*.json')))} shard(s) done"
+
     def check_at_rest(self, out: str, reference: dict | None = None) -> None:
         """After a run that exited 0."""
         assert view(out, D) == (reference or self.new)
@@ -163,6 +175,7 @@ class Env:
         if killed.returncode != KILLED:
             return "", killed
         state = self.check_view(out)
+        self.phase = self.where(out)
         again = self.run(out)
         assert again.returncode == 0, again.stderr
         self.check_at_rest(out)
@@ -262,4 +275,5 @@ def test_random_kills_across_the_whole_run(env):
             continue
         kills += 1
         env.count(f"random kill -> {state}")
+        env.count(f"random kill at: {env.phase}")
     assert kills >= 20
