@@ -96,24 +96,27 @@ def reference(tables: dict[str, pa.Table], default_cost_bps: float) -> Reference
     )
 
 
-# The only non-finite numbers a Household may carry: max_cash +inf is "no cap", a NaN
-# realized gain is a null one. Anything else is refused here, before a model is built.
-_NON_FINITE_OK = {"max_cash": np.inf, "txn_realized_gain": np.nan}
+# The Household fields that carry input numbers into the model, each of which must be
+# finite (max_cash may be +inf: no cap; the optional ones may be None).
+_FINITE_FIELDS = (
+    "st_rate", "lt_rate", "ordinary_rate", "qualified_div_rate", "retirement_rate",
+    "ytd_st_gain", "ytd_lt_gain", "loss_carryforward_st", "loss_carryforward_lt",
+    "tax_budget", "turnover_limit", "drift_threshold", "cash", "min_cash", "contribution",
+    "withdrawal", "price", "target", "quantity", "cost_basis", "income_yield",
+    "qualified_fraction", "tax_exempt_fraction", "foreign_tax_fraction", "cg_distribution",
+    "expected_return", "cost_rate", "held_away",
+)
 
 
 def non_finite_fields(hh: Household) -> list[str]:
-    """The numeric fields of ``hh`` holding a NaN or an infinity they may not hold."""
+    """The input-number fields of ``hh`` that hold a NaN or an infinity."""
     bad = []
-    for name, value in vars(hh).items():
-        if isinstance(value, np.ndarray) and value.dtype.kind == "f":
-            ok = _NON_FINITE_OK.get(name)
-            v = value[~np.isfinite(value)]
-            if ok is not None:
-                v = v[~np.isnan(v)] if np.isnan(ok) else v[v != ok]
-            if len(v):
-                bad.append(name)
-        elif isinstance(value, float) and not np.isfinite(value):
+    for name in _FINITE_FIELDS:
+        value = getattr(hh, name)
+        if value is not None and not np.isfinite(np.asarray(value, dtype=np.float64)).all():
             bad.append(name)
+    if np.isnan(np.asarray(hh.max_cash, dtype=np.float64)).any() or (hh.max_cash == -np.inf).any():
+        bad.append("max_cash")
     return bad
 
 
