@@ -117,7 +117,7 @@ class Counters:
     cash_violations: int = 0
     cash_violation_dollars: float = 0.0
     unfunded_withdrawal_dollars: float = 0.0  # scheduled withdrawals beyond 95% of the account
-    deferred_withdrawal_dollars: float = 0.0  # cash short after a run, raised the next month
+    deferred_withdrawals: int = 0  # account-months left short (a failed run), raised next month
     wash_sales: int = 0
     disallowed_loss: float = 0.0
     disallowed_lost_in_ira: float = 0.0
@@ -377,14 +377,17 @@ class Ledger:
             self._match_later_purchase(lot, hh, self._group(sec), today)
         self._flush()
 
-    def settle_cash(self, accounts_traded: np.ndarray | None = None) -> None:
-        """Negative cash after a run becomes a withdrawal the next run must raise. Where the
-        tool's own trades caused it (``accounts_traded``), it is a cash violation as well."""
+    def settle_cash(self, accounts_traded: np.ndarray | None = None, *, after_run: bool = True) -> None:
+        """Negative cash becomes a withdrawal the next run must raise. After a run it is
+        counted: as a cash violation where the tool's own proposal should have funded it
+        (``accounts_traded``), else as a deferred withdrawal. A tax larger than the cash
+        (``after_run=False``) is simply raised by the next run."""
         short = self.cash < -0.01
-        bad = short & accounts_traded if accounts_traded is not None else np.zeros_like(short)
-        self.counters.cash_violations += int(bad.sum())
-        self.counters.cash_violation_dollars += float(-self.cash[bad].sum())
-        self.counters.deferred_withdrawal_dollars += float(-self.cash[short & ~bad].sum())
+        if after_run:
+            bad = short & accounts_traded if accounts_traded is not None else np.zeros_like(short)
+            self.counters.cash_violations += int(bad.sum())
+            self.counters.cash_violation_dollars += float(-self.cash[bad].sum())
+            self.counters.deferred_withdrawals += int((short & ~bad).sum())
         self.pending_withdrawal[short] += -self.cash[short]
         self.cash = np.maximum(self.cash, 0.0)
 

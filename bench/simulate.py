@@ -244,6 +244,7 @@ def simulate_path(book: Book, path: str, years: int, seed: int, config: RunConfi
     executor = LocalExecutor(workers)
     statuses: dict[str, int] = {}
     failures: list[dict] = []
+    failure_kinds: dict[str, int] = {}
     hearth_washes = 0
     run_seconds = 0.0
     for m in range(months):
@@ -253,7 +254,7 @@ def simulate_path(book: Book, path: str, years: int, seed: int, config: RunConfi
         if m > 0 and run_date[5:7] == "01":
             for ledger in ledgers.values():
                 ledger.settle_year(int(run_date[:4]) - 1)
-                ledger.settle_cash()
+                ledger.settle_cash(after_run=False)
         # -- hearth ------------------------------------------------------------------------
         ledger = ledgers["hearth"]
         withdrawal = _cap_withdrawal(ledger, book.withdrawal + ledger.pending_withdrawal, prices)
@@ -271,7 +272,9 @@ def simulate_path(book: Book, path: str, years: int, seed: int, config: RunConfi
         for s in prop.status.values():
             statuses[s] = statuses.get(s, 0) + 1
         for h, msg in prop.messages.items():
-            if len(failures) < 20:
+            kind = f"{prop.status[h]}: {_failure_kind(msg)}"
+            failure_kinds[kind] = failure_kinds.get(kind, 0) + 1
+            if failure_kinds[kind] <= 3:  # the first few of each kind, to reproduce
                 failures.append({"household": h, "run_date": run_date, "status": prop.status[h],
                                  "message": msg})
         ledger.cash += book.contribution
@@ -303,12 +306,22 @@ def simulate_path(book: Book, path: str, years: int, seed: int, config: RunConfi
     last = dates[-1]
     for ledger in ledgers.values():
         ledger.settle_year(int(str(last)[:4]))
-        ledger.settle_cash()
+        ledger.settle_cash(after_run=False)
     atv = {k: ledgers[k].after_tax_value(day(last), run_prices[months - 1]) for k in ledgers}
     if state is not None:
         state.update(ledgers)
-    return summarize(book, path, months / 12, ledgers, series, atv, statuses, failures, hearth_washes,
-                     time.perf_counter() - t0, run_seconds)
+    result = summarize(book, path, months / 12, ledgers, series, atv, statuses, failures,
+                       hearth_washes, time.perf_counter() - t0, run_seconds)
+    result["hearth_failure_kinds"] = dict(sorted(failure_kinds.items(), key=lambda kv: -kv[1]))
+    return result
+
+
+def _failure_kind(message: str | None) -> str:
+    """A failure message without its record details, to count failures by kind."""
+    text = message or ""
+    for sep in (" [", " (", ";"):
+        text = text.split(sep)[0]
+    return text[:90]
 
 
 def _pct(x: np.ndarray, q: float) -> float:
@@ -350,7 +363,8 @@ def summarize(book: Book, path: str, years: float, ledgers: dict[str, Ledger],
             "oversells": c.oversells, "unknown_lots": c.unknown_lots,
             "cash_violations": c.cash_violations, "cash_violation_dollars": c.cash_violation_dollars,
             "unfunded_withdrawal_dollars": c.unfunded_withdrawal_dollars,
-            "deferred_withdrawal_dollars": c.deferred_withdrawal_dollars,
+            "deferred_withdrawals": c.deferred_withdrawals,
+            "owed_at_end": float(led.pending_withdrawal.sum()),
         }
     return out
 
@@ -376,7 +390,8 @@ ROWS = [
     ("oversold lots / unknown lots", None, None),
     ("cash violations ($)", None, None),
     ("withdrawals capped, $", "unfunded_withdrawal_dollars", lambda v: f"{v:,.0f}"),
-    ("withdrawals deferred a month, $", "deferred_withdrawal_dollars", lambda v: f"{v:,.0f}"),
+    ("account-months short after a run", "deferred_withdrawals", lambda v: f"{v:,d}"),
+    ("tax or withdrawal owed at the end, $", "owed_at_end", lambda v: f"{v:,.0f}"),
 ]
 
 
@@ -395,7 +410,7 @@ def table(r: dict) -> str:
              f"{r['years']} years, {r['seconds']:.0f}s, hearth runs {r['hearth_run_seconds']:.0f}s)",
              f"after-tax lead of hearth, bps/yr: median {a['median']:+.1f}  p10 {a['p10']:+.1f}  "
              f"p90 {a['p90']:+.1f}  mean {a['mean']:+.1f}  ahead in {a['share_ahead']:.0%} of households",
-             f"{'':34s}{'hearth':>14s}{'naive':>14s}"]
+             f"{'':34s}{'hearth':>18s}{'naive':>18s}"]
     for label, key, fmt in ROWS:
         h, n = r["hearth"], r["naive"]
         if key is None:
@@ -408,28 +423,32 @@ def table(r: dict) -> str:
                 nv = "-"
         else:
             hv, nv = fmt(h[key]), fmt(n[key])
-        lines.append(f"{label:34s}{hv:>14s}{nv:>14s}")
+        lines.append(f"{label:34s}{hv:>18s}{nv:>18s}")
     lines.append("hearth statuses (household-months): "
                  + ", ".join(f"{k} {v:,}" for k, v in sorted(r["hearth_statuses"].items())))
-    for f in r["hearth_failures"][:5]:
-        lines.append(f"  {f['status']}: {f['household']} on {f['run_date']}: {f['message']}")
+    for kind, count in list(r.get("hearth_failure_kinds", {}).items())[:6]:
+        lines.append(f"  {count:5,d} x {kind}")
+    for f in r["hearth_failures"][:3]:
+        lines.append(f"  e.g. {f['status']}: {f['household']} on {f['run_date']}: {f['message'][:300]}")
     lines.append("done criteria: " + ", ".join(f"{k} {'PASS' if v else 'FAIL'}"
                                                for k, v in criteria(r).items()))
     return "\n".join(lines)
 
 
 def _path_job(args: tuple) -> dict:
-    households, seed, path, years, config, workers, out, reinvest, band, keep_books = args
+    households, seed, path, years, config, workers, out, reinvest, band, keep_books, months = args
     book = build_book(households, seed)
-    return simulate_path(book, path, years, seed, config, workers, out, reinvest, band, keep_books)
+    return simulate_path(book, path, years, seed, config, workers, out, reinvest, band, keep_books,
+                         months=months)
 
 
 def run(households: int, years: int, paths: list[str], seed: int, config: RunConfig, workers: int,
         jobs: int, out: str, reinvest: bool = True, band: float = 0.05,
-        keep_books: bool = False) -> list[dict]:
+        keep_books: bool = False, months: int | None = None) -> list[dict]:
     """Simulate every path; paths run in ``jobs`` processes (each runs hearth in-process
     with ``workers`` workers). Results are in the order of ``paths``."""
-    args = [(households, seed, p, years, config, workers, out, reinvest, band, keep_books) for p in paths]
+    args = [(households, seed, p, years, config, workers, out, reinvest, band, keep_books, months)
+            for p in paths]
     if jobs <= 1 or len(paths) == 1:
         return [_path_job(a) for a in args]
     with cf.ProcessPoolExecutor(max_workers=min(jobs, len(paths)),
@@ -449,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="keep every month's book and hearth outputs here")
     ap.add_argument("--dividends", choices=("reinvest", "cash"), default="reinvest")
     ap.add_argument("--band", type=float, default=0.05, help="naive rebalancing band (absolute weight)")
+    ap.add_argument("--months", type=int, default=None,
+                    help="stop after this many months (to reproduce a month's book with --out)")
     ap.add_argument("--quick", action="store_true", help="20 households, 1 year")
     a = ap.parse_args(argv)
     if a.quick:
@@ -462,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         results = run(a.households, a.years, paths, a.seed, config, a.workers, a.jobs, out,
-                      a.dividends == "reinvest", a.band, keep_books=a.out is not None)
+                      a.dividends == "reinvest", a.band, keep_books=a.out is not None,
+                      months=a.months)
     finally:
         if a.out is None:
             shutil.rmtree(out, ignore_errors=True)
@@ -470,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         print(table(r))
         print()
-    print(f"wall time {wall:.0f}s for {a.households} households x {12 * a.years} months x "
+    n_months = 12 * a.years if a.months is None else min(a.months, 12 * a.years)
+    print(f"wall time {wall:.0f}s for {a.households} households x {n_months} months x "
           f"{len(paths)} paths (seed {a.seed}, dividends {a.dividends}, naive band {a.band:.0%})")
     summary = {"command": {"households": a.households, "years": a.years, "paths": paths, "seed": a.seed,
                            "workers": a.workers, "jobs": a.jobs, "config": a.config,
