@@ -206,15 +206,19 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
         status, message = outcome.status, outcome.message
         n_trades_before, n_results_before = len(trades), len(results)
         try:
-            if status == "traded":
+            if status in ("traded", "no_trade"):
                 violations = check_proposal(hh, p.sell, p.buy_account, p.buy_security,
                                             p.buy_quantity, p.final_cash, rules,
                                             disallowed_loss=p.disallowed_loss)
                 if violations:
-                    status = "rejected"
-                    message = "proposal failed the compliance check: " + "; ".join(
-                        str(v) for v in violations[:5]) + (
+                    said = "; ".join(str(v) for v in violations[:5]) + (
                         f" (+{len(violations) - 5} more)" if len(violations) > 5 else "")
+                    if status == "traded":
+                        status = "rejected"
+                        message = "proposal failed the compliance check: " + said
+                    else:  # doing nothing breaks a hard rule (cash below its minimum, ...)
+                        status = "infeasible"
+                        message = "no proposal was found and trading nothing breaks: " + said
                     p = Proposal.empty(hh)
             seconds["check"] += time.perf_counter() - t_c
             t_r = time.perf_counter()

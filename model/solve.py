@@ -171,7 +171,8 @@ def benefit_bounds(hh: Household, d: Derived, s: ModelSettings) -> dict[str, flo
     dev = drift_by_class(hh, d, d.current_by_class,
                          float((hh.cash + hh.contribution - hh.withdrawal).sum()))
     drift = float(np.abs(dev).sum() * s.drift_weight_in)
-    sellable = d.lot_tradable & ~d.no_sell[hh.lot_account, hh.lot_security] & ~d.w1_blocked
+    sellable = d.lot_tradable & ~d.no_sell[hh.lot_account, hh.lot_security]
+    # (W1-blocked lots count: clearing their group's recent lots may free them)
     harvest = float((np.maximum(-d.tax_coef, 0.0) * hh.quantity)[sellable].sum() * s.tax_weight)
     n_k = len(hh.classes)
     best = np.full(n_k, np.inf)
@@ -231,6 +232,9 @@ class _Run:
         self.location = loc if (s.location_stage and np.abs(loc).max(initial=0.0) > 0) else None
         self.exposure_slack = s.location_exposure_tolerance * max(value, 1.0)
         self.first_basis: tuple[np.ndarray, np.ndarray] | None = None
+        # the last solve's objective before location: either/or choices are made on it,
+        # so location cannot change how much of a class is held through them either
+        self.exposure_objective = 0.0
         if s.objective == "lexicographic":
             self.out_cols = np.concatenate([lay.drift_cols(1), lay.drift_cols(3)])
             self.slack = s.lexicographic_tolerance * max(value, 1.0)
@@ -267,11 +271,13 @@ class _Run:
         if self.location is None:
             first = self._drift_stages(self.lp.cost)
             self._keep_basis(first)
+            self.exposure_objective = first.objective
             return first
         n = self.lp.n_col
         cols = np.arange(n)
         first = self._drift_stages(self.lp.cost - self.location)
         self._keep_basis(first)
+        self.exposure_objective = first.objective
         if first.status != SolveStatus.OPTIMAL:
             self.solver.set_costs(cols, self.lp.cost)
             return first
@@ -443,16 +449,18 @@ def round_trips(hh: Household, lp: LinearProgram, x: np.ndarray) -> list[tuple[i
 def _either_or(run: _Run, lower: np.ndarray, upper: np.ndarray,
                sides: tuple[np.ndarray, np.ndarray]) -> SolveResult | None:
     """Forbid each side in turn, keep the cheaper optimal answer (its bounds stay)."""
-    trials = []
+    trials, exposure = [], []
     for forbid in sides:
         saved_lo, saved_up = lower[forbid].copy(), upper[forbid].copy()
         run.solver.set_bounds(forbid, np.zeros(len(forbid)), np.zeros(len(forbid)))
         trials.append(run.solve())
+        exposure.append(run.exposure_objective)
         run.solver.set_bounds(forbid, saved_lo, saved_up)
     ok = [i for i, t in enumerate(trials) if t.status == SolveStatus.OPTIMAL]
     if not ok:
         return None
-    best = min(ok, key=lambda i: (trials[i].objective, i))
+    # decided on the objective without location (to the cent), then on the full one
+    best = min(ok, key=lambda i: (round(exposure[i], 2), trials[i].objective, i))
     forbid = sides[best]
     lower[forbid] = 0.0
     upper[forbid] = 0.0
@@ -517,6 +525,7 @@ def clear_w1_pools(run: _Run, hh: Household, d: Derived, s: ModelSettings, lp: L
     candidates = [g for g in np.argsort(-worth, kind="stable")
                   if d.w1_groups[g] and not unrecorded[g]
                   and worth[g] * s.tax_weight >= minimum_benefit(d, s)]
+    current = run.exposure_objective  # of ``res``
     for g in candidates[:W1_CLEARING_TRIALS]:
         pool = np.flatnonzero((group_l == g) & recent)
         blocked = np.flatnonzero((group_l == g) & d.w1_blocked[lots])
@@ -536,7 +545,9 @@ def clear_w1_pools(run: _Run, hh: Household, d: Derived, s: ModelSettings, lp: L
         run.solver.set_bounds(blocked, np.zeros(len(blocked)), cleared_up)
         run.solver.set_bounds(buys, np.zeros(len(buys)), np.zeros(len(buys)))
         trial = run.solve()
-        if trial.status == SolveStatus.OPTIMAL and trial.objective < res.objective - MONEY_TOL:
+        if (trial.status == SolveStatus.OPTIMAL
+                and run.exposure_objective < current - MONEY_TOL):
+            current = run.exposure_objective
             lower[pool], upper[pool] = full, full
             lower[blocked], upper[blocked] = 0.0, cleared_up
             lower[buys], upper[buys] = 0.0, 0.0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hearth.model.estimates import estimate
 from hearth.model.household import ROTH, TAXABLE, TRADITIONAL
 from hearth.model.lp import ModelSettings
-from hearth.model.estimates import estimate
 from hearth.model.solve import solve_household
 
 NO_COSTS = dict(cost_rate=[0.0, 0.0])
