@@ -62,7 +62,7 @@ class LocalExecutor:
             queue = list(tasks)
             while queue or pending:
                 while queue and len(pending) < 2 * self.workers:  # backpressure
-                    pending.add(pool.submit(_run, queue.pop(0), config))
+                    pending.add(pool.submit(_run, queue.pop(0), config))  # raises once broken
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 lost: BrokenProcessPool | None = None
                 for f in done:
@@ -73,7 +73,9 @@ class LocalExecutor:
                         continue
                     on_result(out)
                 if lost is not None:
-                    raise ExecutionError(WORKER_DIED) from lost
+                    raise lost
+        except BrokenProcessPool as e:
+            raise ExecutionError(WORKER_DIED) from e
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
