@@ -28,6 +28,7 @@ Either/or rules are enforced inside the optimization, never by editing its answe
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,6 +102,7 @@ class Outcome:
     first_solve_seconds: float = 0.0  # the first solve alone, before either/or handling
     mip_limited: bool = False  # a MIP stopped at its node limit (feasible, maybe not optimal)
     min_trade_fallback: bool = False  # minimum-trade binaries gave way to a rounded answer
+    whole_shares_mip: bool = False  # whole shares needed the MIP (rounding did not hold)
     benefit: float = 0.0  # objective dollars the proposal beats doing nothing by
     derived: Derived | None = field(default=None, repr=False)
 
@@ -470,6 +472,22 @@ def _either_or(run: _Run, lower: np.ndarray, upper: np.ndarray,
     return trials[best]
 
 
+class Unresolvable(Exception):
+    """An either/or rule that neither side can meet: the household is infeasible."""
+
+
+def either_or_message(hh: Household, lp: LinearProgram, x: np.ndarray, groups: np.ndarray) -> str:
+    if len(groups):
+        g = hh.wash_groups[int(groups[0])]
+        return (f"wash-sale rule W3 cannot be met for wash group {g}: the household must sell it "
+                f"at a loss (cash needs or no_hold) and can only meet its other rules by buying "
+                f"it (max_cash, menus or restrictions leave nothing else to buy); raise max_cash "
+                f"or allow another security of the class")
+    a, sec = round_trips(hh, lp, x)[0]
+    return (f"account {hh.account_ids[a]} must both sell and buy {hh.security_ids[sec]}; "
+            f"raise max_cash or allow another security of the class")
+
+
 def resolve_either_or(run: _Run, hh: Household, d: Derived, lp: LinearProgram,
                       res: SolveResult, lower: np.ndarray, upper: np.ndarray
                       ) -> tuple[SolveResult, int]:
@@ -500,7 +518,7 @@ def resolve_either_or(run: _Run, hh: Household, d: Derived, lp: LinearProgram,
         n += 1
         chosen = _either_or(run, lower, upper, sides)
         if chosen is None:
-            return res, n
+            raise Unresolvable(either_or_message(hh, lp, res.x, groups))
         res = chosen
     raise SolverError("either/or resolution (wash sales, round trips) did not converge")
 
@@ -850,20 +868,26 @@ def proposal_cost(lp: LinearProgram, x: np.ndarray) -> float:
     return float(lp.cost @ x[: lp.n_col])
 
 
-def solve_household(hh: Household, s: ModelSettings, solver: Solver,
-                    warm: WarmStart | None = None) -> Outcome:
-    d = derive(hh, s)
-    conflict = blocking_conflicts(hh, d)
-    if conflict:
-        return Outcome("infeasible", conflict, Proposal.empty(hh), derived=d)
-    if not s.always_solve:
-        message = no_trade_is_provable(hh, d, s)
-        if message is not None:
-            return Outcome("no_trade", message, Proposal.empty(hh), derived=d)
+@dataclass(eq=False)
+class _Stages:
+    """What the solve stages leave: the answer, the run's bookkeeping, the bounds."""
 
-    lp = build(hh, s, d)
+    res: SolveResult
+    run: _Run
+    lower: np.ndarray
+    upper: np.ndarray
+    n_wash: int
+    n_binaries: int
+    fallback: bool
+    warm_started: bool
+    saved: WarmStart | None
+    first_seconds: float
+
+
+def _solve_stages(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
+                  lp: LinearProgram, warm: WarmStart | None, structure: str) -> _Stages:
+    """Stages 3 to 7 of the module docstring on one loaded model."""
     solver.load(lp)
-    structure = lp.structure_key(hh.lot_ids, hh.account_ids, hh.security_ids, hh.classes)
     warm_started = False
     if warm is not None and warm.structure == structure:
         warm_started = solver.set_basis(warm.col_status, warm.row_status)
@@ -885,12 +909,94 @@ def solve_household(hh: Household, s: ModelSettings, solver: Solver,
         res, n_binaries, more, fallback = enforce_min_trade(run, hh, d, s, lp, res, lower, upper)
         n_wash += more
     res = settle_tax_budget(run, hh, d, s, lp, res, lower, upper)
+    return _Stages(res, run, lower, upper, n_wash, n_binaries, fallback, warm_started, saved,
+                   first_seconds)
+
+
+def round_whole_shares(hh: Household, d: Derived, s: ModelSettings, lp: LinearProgram,
+                       st: _Stages) -> SolveResult | None:
+    """Whole shares without a MIP where rounding works: round the relaxation's
+    answer (buys down to whole shares, sells to the nearest whole share, a lot's
+    fractional rest only with all its whole shares), fix every trade there and
+    re-solve the rest (cash and drift). None when that breaks a rule (cash, budgets,
+    minimum trade): the caller then solves the MIP."""
+    if st.res.status != SolveStatus.OPTIMAL:
+        return None
+    lay = lp.layout
+    x = st.res.x
+    n_int = lay.n_sell - int((lay.sell_mult != 1).sum())
+    sells = np.clip(np.round(x[:n_int]), st.lower[:n_int], st.upper[:n_int])
+    rest_cols = np.arange(n_int, lay.n_sell)
+    int_of_rest = np.searchsorted(lay.sell_lot[:n_int], lay.sell_lot[rest_cols])
+    rest = np.where((x[rest_cols] > 0.5) & (sells[int_of_rest] >= st.upper[int_of_rest] - 1e-9),
+                    1.0, 0.0)
+    rest = np.clip(rest, st.lower[rest_cols], st.upper[rest_cols])
+    buys = np.clip(np.floor(x[lay.buy0: lay.cash0] + 1e-9), st.lower[lay.buy0: lay.cash0],
+                   st.upper[lay.buy0: lay.cash0])
+    cols = np.arange(lay.cash0)
+    fixed = np.concatenate([sells, rest, buys])
+    st.run.solver.set_bounds(cols, fixed, fixed)
+    res = st.run.solve()
+    if res.status != SolveStatus.OPTIMAL:
+        return None
+    if s.min_trade_value > 0:
+        bad_sells, bad_buys = min_trade_violations(hh, lp, res.x, s.min_trade_value)
+        if bad_sells or bad_buys:
+            return None
+    if len(wash_conflicts(hh, d, lp, res.x)) or round_trips(hh, lp, res.x):
+        return None
+    return res
+
+
+def solve_household(hh: Household, s: ModelSettings, solver: Solver,
+                    warm: WarmStart | None = None) -> Outcome:
+    d = derive(hh, s)
+    conflict = blocking_conflicts(hh, d)
+    if conflict:
+        return Outcome("infeasible", conflict, Proposal.empty(hh), derived=d)
+    if not s.always_solve:
+        message = no_trade_is_provable(hh, d, s)
+        if message is not None:
+            return Outcome("no_trade", message, Proposal.empty(hh), derived=d)
+
+    lp = build(hh, s, d)
+    structure = lp.structure_key(hh.lot_ids, hh.account_ids, hh.security_ids, hh.classes)
+    try:
+        return _solve_built(hh, d, s, solver, lp, warm, structure)
+    except Unresolvable as e:
+        return Outcome("infeasible", str(e), Proposal.empty(hh), derived=d, n_col=lp.n_col,
+                       n_row=lp.n_row, solves=1)
+
+
+def _solve_built(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
+                 lp: LinearProgram, warm: WarmStart | None, structure: str) -> Outcome:
+    extra_seconds, extra_iterations, extra_solves = 0.0, 0, 0
+    used_mip = False
+    if s.whole_shares and lp.integrality is not None:
+        relaxed = dataclasses.replace(lp, integrality=None)
+        st = _solve_stages(hh, d, s, solver, relaxed, warm, structure)
+        rounded = round_whole_shares(hh, d, s, relaxed, st)
+        if rounded is not None:
+            st.res, lp = rounded, relaxed
+        else:  # the MIP, where rounding does not hold
+            used_mip = True
+            extra_seconds, extra_iterations = st.run.seconds, st.run.iterations
+            extra_solves = st.run.solves
+            st = _solve_stages(hh, d, s, solver, lp, warm, structure)
+    else:
+        st = _solve_stages(hh, d, s, solver, lp, warm, structure)
+    run, res = st.run, st.res
+    n_wash, n_binaries, fallback = st.n_wash, st.n_binaries, st.fallback
+    warm_started, saved, first_seconds = st.warm_started, st.saved, st.first_seconds
+    run.seconds += extra_seconds
+    run.iterations += extra_iterations
+    run.solves += extra_solves
 
     common = dict(solve_seconds=run.seconds, iterations=run.iterations,
                   warm_started=warm_started, n_col=lp.n_col, n_row=lp.n_row, solves=run.solves,
                   wash_conflicts=n_wash, min_trade_binaries=n_binaries, derived=d, warm=saved,
                   first_solve_seconds=first_seconds, mip_limited=run.limited,
-                  min_trade_fallback=fallback)
+                  min_trade_fallback=fallback, whole_shares_mip=used_mip)
     if res.status == SolveStatus.INFEASIBLE:
         message = explain_infeasible(hh, d, s, solver)
         return Outcome("infeasible", message, Proposal.empty(hh), **common)  # type: ignore[arg-type]

@@ -282,3 +282,73 @@ def test_a_roth_with_nothing_to_relocate_keeps_its_holdings(household, solver):
     out = solve_household(hh, S, solver)
     assert out.status == "no_trade"
     assert derive(hh, S).value == pytest.approx(20_000.0)
+
+
+def with_reinvested_dividends(hh, rng):
+    """The household with a small lot bought 10 days ago (a reinvested dividend) in
+    every position of a taxable account, and a withdrawal from its first taxable
+    account of 80% of what that account can raise."""
+    held = sorted({(int(a), int(s)) for a, s in zip(hh.lot_account, hh.lot_security)
+                   if hh.account_type[a] == TAXABLE})
+    if not held:
+        return None
+    n = len(held)
+    price = hh.price
+    new_qty = np.round(rng.uniform(0.5, 3.0, n), 4)
+    lots = dict(
+        lot_ids=hh.lot_ids + tuple(f"DRIP{i}" for i in range(n)),
+        lot_account=np.concatenate([hh.lot_account, [a for a, _ in held]]),
+        lot_security=np.concatenate([hh.lot_security, [s for _, s in held]]),
+        quantity=np.concatenate([hh.quantity, new_qty]),
+        cost_basis=np.concatenate([hh.cost_basis, new_qty * price[[s for _, s in held]]]),
+        acquired=np.concatenate([hh.acquired, np.full(n, hh.run_date - np.timedelta64(10, "D"))]),
+    )
+    a0 = held[0][0]
+    d = derive(dataclasses.replace(hh, **lots), S)
+    ok = (lots["lot_account"] == a0) & ~d.no_sell[lots["lot_account"], lots["lot_security"]]
+    sellable = float((lots["quantity"] * price[lots["lot_security"]])[ok].sum())
+    withdrawal = np.zeros(hh.n_accounts)  # (the only withdrawal: others may be unfundable)
+    withdrawal[a0] = 0.8 * (sellable * (1 - 0.0005) + hh.cash[a0] + hh.contribution[a0]
+                            - hh.min_cash[a0])
+    if withdrawal[a0] <= 0 or not hh.tradable[a0]:
+        return None
+    # (restrictions and max_cash left out: they can make W3 itself unmeetable)
+    return dataclasses.replace(hh, withdrawal=withdrawal, tax_budget=None, turnover_limit=None,
+                               restrictions=(), max_cash=np.full(hh.n_accounts, np.inf), **lots)
+
+
+def test_reinvested_dividends_never_make_a_fundable_withdrawal_infeasible(solver):
+    # Before: a loss lot with a reinvested-dividend lot beside it could not be sold
+    # (W1), and a withdrawal its holdings could fund was infeasible.
+    rng = np.random.default_rng(9)
+    checked = 0
+    for seed in range(200):
+        hh = with_reinvested_dividends(random_household(seed), rng)
+        if hh is None:
+            continue
+        out = solve_household(hh, S, solver)
+        if out.status == "infeasible" and out.message.startswith(
+                ("no_hold restriction", "restrictions conflict")):
+            continue  # a restriction nothing can meet, reported as such
+        assert out.status == "traded", (seed, out.status, out.message)
+        p = out.proposal
+        assert check_proposal(hh, *_args(p), CheckRules(),
+                              disallowed_loss=p.disallowed_loss) == [], seed
+        checked += 1
+    assert checked >= 60
+
+
+def test_an_unmeetable_w3_is_infeasible_with_the_group_named(household, solver):
+    # The taxable account must sell its only (loss) lot of VTI for a withdrawal; the
+    # IRA must sell its no_hold position and, with max_cash 0 and a menu of VTI
+    # alone, can only buy VTI: W3 cannot be met either way.
+    hh = household(account_ids=("tax", "ira"), account_type=[TAXABLE, TRADITIONAL],
+                   withdrawal=[5_000.0, 0.0], max_cash=[np.inf, 0.0],
+                   security_ids=("VTI", "MO"), asset_class=[0, 0], price=[90.0, 50.0],
+                   classes=("stocks", "cash"), target=[1.0, 0.0], lot_ids=("loss", "mo"),
+                   lot_account=[0, 1], lot_security=[0, 1], quantity=[100.0, 100.0],
+                   cost_basis=[10_000.0, 5_000.0], menu=np.array([[True, True], [True, False]]),
+                   restrictions=(Restriction("no_hold", account=1, security="MO"),))
+    out = solve_household(hh, S, solver)
+    assert out.status == "infeasible"
+    assert out.message.startswith("wash-sale rule W3 cannot be met for wash group VTI")
