@@ -5,8 +5,14 @@ record), and every household touched by a problem is set aside with status
 
 Problems with shared reference data (a security without a price, a model whose
 weights do not sum to 1, a menu naming an unknown security) cost exactly the
-households that depend on them: holders of the security, households on the model,
-accounts on the menu.
+households that depend on them: holders of the security, households whose model
+lists it or who traded it recently, households on the model, accounts on the menu.
+
+Every number is checked for finiteness (``non_finite_number``) and for its column's
+range (one code per rule, e.g. ``invalid_rate``, ``invalid_income_yield``,
+``income_fractions_exceed_one``), and every value the file's column type cannot give
+as the contract's type is ``invalid_type`` (see ``io.read``), so no NaN, infinity or
+absurd magnitude reaches a model.
 """
 
 from __future__ import annotations
@@ -427,6 +433,11 @@ def validate(con: duckdb.DuckDBPyConnection, run_date: str | None = None) -> Non
             SELECT a.household_id, 'holds security ' || b.security_id || ', which has a data '
                    || 'problem (' || b.code || '); see exceptions'
             FROM in_lots l JOIN acct_hh a USING (account_id) JOIN bad_securities b USING (security_id)
+            UNION ALL
+            SELECT a.household_id, 'traded security ' || b.security_id || ' recently (wash-sale '
+                   || 'history), which has a data problem (' || b.code || '); see exceptions'
+            FROM in_transactions t JOIN acct_hh a USING (account_id)
+                 JOIN bad_securities b USING (security_id)
             UNION ALL
             SELECT h.household_id, 'model ' || h.model_id || ' lists security ' || b.security_id
                    || ', which has a data problem (' || b.code || '); see exceptions'

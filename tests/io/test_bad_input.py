@@ -326,3 +326,14 @@ def test_an_id_shared_by_two_households_costs_both(tmp_path):
     exc, households = checked(write(tmp_path / "l", t))
     assert sorted(e[2] for e in exc if e[1] == "duplicate_lot_id") == ["H1", "H2"]
     assert households == {"H1", "H2"}
+
+
+def test_a_bad_security_costs_households_that_only_traded_it(tmp_path):
+    """H2 holds B but sold S last month: S's NaN price reaches its wash-sale history."""
+    t = tables(transactions={"account_id": ["A2"], "security_id": ["X"],
+                             "trade_date": pa.array([20400], pa.date32()), "side": ["sell"],
+                             "quantity": [1.0], "realized_gain": [-10.0]})
+    t["securities"] = dict(t["securities"], price=[100.0, 100.0, math.nan])
+    exc, households = checked(write(tmp_path, t))
+    assert [(e[1], e[4]) for e in exc] == [("non_finite_number", "X")]
+    assert households == {"H2"}
