@@ -546,7 +546,7 @@ def clear_w1_pools(run: _Run, hh: Household, d: Derived, s: ModelSettings, lp: L
     current = run.exposure_objective  # of ``res``
     for g in candidates[:W1_CLEARING_TRIALS]:
         pool = np.flatnonzero((group_l == g) & recent)
-        blocked = np.flatnonzero((group_l == g) & d.w1_blocked[lots])
+        blocked = np.flatnonzero((group_l == g) & d.w1_blocked[lots] & ~recent)  # (pool: sold whole)
         sellable = ~(d.no_sell[hh.lot_account[lots[pool]], hh.lot_security[lots[pool]]])
         if not d.lot_tradable[lots[pool]].all() or not sellable.all():
             continue  # a recent lot that cannot be sold keeps washing the loss
@@ -634,11 +634,11 @@ def min_trade_violations(hh: Household, lp: LinearProgram, x: np.ndarray,
                            weights=hh.quantity, minlength=n_pos)
     value = sold * np.tile(hh.price, hh.n_accounts)
     closes = np.abs(sold - position) <= QTY_RTOL * np.maximum(position, 1.0)
-    bad = (value > DUST) & (value < min_value - MONEY_TOL) & ~closes
+    bad = (value > DUST) & (value < min_value) & ~closes
     bad_sells = [np.flatnonzero(key == k) for k in np.flatnonzero(bad)]
     buy = x[lay.buy0: lay.cash0]
     bvalue = buy * hh.price[lay.buy_security]
-    bad_buys = [int(lay.buy0 + j) for j in np.flatnonzero((bvalue > DUST) & (bvalue < min_value - MONEY_TOL))]
+    bad_buys = [int(lay.buy0 + j) for j in np.flatnonzero((bvalue > DUST) & (bvalue < min_value))]
     return bad_sells, bad_buys
 
 
@@ -662,6 +662,9 @@ def _add_min_trade_binaries(run: _Run, hh: Household, lp: LinearProgram, upper: 
     n = len(sells) + len(buys)
     if n == 0:
         return 0
+    # two cents above the minimum: rounding quantities to the broker's increment and
+    # the solver's tolerances then never take a line below it
+    floor_value = min_value + 2 * MONEY_TOL
     z = run.solver.add_columns(np.zeros(n), np.zeros(n), np.ones(n), integer=True)
     rows, lo, up = [], [], []
     position = np.zeros(hh.n_accounts * hh.n_securities)
@@ -671,7 +674,7 @@ def _add_min_trade_binaries(run: _Run, hh: Household, lp: LinearProgram, upper: 
         a, s = hh.lot_account[l0], hh.lot_security[l0]
         mult = lay.sell_mult[cols]
         q_max = float((upper[cols] * mult).sum())
-        t = min(min_value / hh.price[s], position[a * hh.n_securities + s])
+        t = min(floor_value / hh.price[s], position[a * hh.n_securities + s])
         rows.append((np.append(cols, zj), np.append(mult, -q_max)))
         lo.append(-np.inf)
         up.append(0.0)
@@ -683,7 +686,7 @@ def _add_min_trade_binaries(run: _Run, hh: Household, lp: LinearProgram, upper: 
         rows.append((np.array([c, zj]), np.array([1.0, -upper[c]])))
         lo.append(-np.inf)
         up.append(0.0)
-        rows.append((np.array([c, zj]), np.array([1.0, -min_value / p])))
+        rows.append((np.array([c, zj]), np.array([1.0, -floor_value / p])))
         lo.append(-1e-9)
         up.append(np.inf)
     start, idx, val = _rowwise(rows)

@@ -352,3 +352,24 @@ def test_an_unmeetable_w3_is_infeasible_with_the_group_named(household, solver):
     out = solve_household(hh, S, solver)
     assert out.status == "infeasible"
     assert out.message.startswith("wash-sale rule W3 cannot be met for wash group VTI")
+
+
+def test_reinvested_dividends_in_two_accounts_are_both_sold_to_free_a_loss(household, solver):
+    # A $289k-style loss lot in taxable with reinvested-dividend lots of the same fund
+    # bought 14 days ago in taxable and in the IRA: each recent lot washes the other's
+    # group, so freeing the loss means selling both (the IRA's at no tax).
+    hh = household(account_ids=("tax", "ira"), account_type=[TAXABLE, TRADITIONAL],
+                   security_ids=("VXUS", "IXUS", "BND"), asset_class=[0, 0, 1],
+                   price=[60.0, 60.0, 100.0], classes=("stocks", "bonds", "cash"),
+                   target=[0.5, 0.5, 0.0], wash_group=[0, 1, 2],
+                   wash_groups=("VXUS", "IXUS", "BND"), rank=[1, 2, 1],
+                   lot_ids=("old", "drip-tax", "drip-ira", "bnd"), lot_account=[0, 0, 1, 1],
+                   lot_security=[0, 0, 0, 2], quantity=[5_000.0, 0.9, 1.0, 3_001.14],
+                   cost_basis=[350_000.0, 55.0, 61.0, 300_114.0],
+                   acquired=["2024-08-15", "2026-11-06", "2026-11-06", "2020-01-02"])
+    out = solve_household(hh, S, solver)
+    p = out.proposal
+    assert out.status == "traded"
+    assert p.sell[:3].tolist() == pytest.approx([5_000.0, 0.9, 1.0])
+    assert p.disallowed_loss.sum() == 0.0
+    assert check_proposal(hh, *_args(p), CheckRules(), disallowed_loss=p.disallowed_loss) == []
