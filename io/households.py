@@ -67,19 +67,26 @@ def reference(tables: dict[str, pa.Table], default_cost_bps: float) -> Reference
     cost_bps = sec.column("cost_bps").fill_null(default_cost_bps).to_numpy(zero_copy_only=False)
     tags = [frozenset(t) if t is not None else frozenset() for t in sec.column("tags").to_pylist()]
     targets: dict[str, tuple[list[str], list[float]]] = {}
+    # Rows with a null key or value are validation exceptions that set their model's
+    # households aside; they are skipped here so the shard's other households still run.
     for m, k, w in zip(*(tables["targets"].column(c).to_pylist()
                          for c in ("model_id", "asset_class", "weight"))):
+        if m is None or k is None or w is None:
+            continue
         targets.setdefault(m, ([], []))
         targets[m][0].append(k)
         targets[m][1].append(w)
     ranks: dict[str, dict[str, int]] = {}
     ms = tables["model_securities"]
     for m, s, r in zip(*(ms.column(c).to_pylist() for c in ("model_id", "security_id", "rank"))):
+        if m is None or s is None or r is None:
+            continue
         d = ranks.setdefault(m, {})
         d[s] = min(r, d.get(s, r))
     menus: dict[str, set[str]] = {}
     for m, s in zip(*(tables["menus"].column(c).to_pylist() for c in ("menu_id", "security_id"))):
-        menus.setdefault(m, set()).add(s)
+        if m is not None and s is not None:
+            menus.setdefault(m, set()).add(s)
     return Reference(
         security_index={s: i for i, s in enumerate(ids)},
         asset_class=_np(sec, "asset_class"), price=_np(sec, "price").astype(np.float64),
