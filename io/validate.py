@@ -21,9 +21,12 @@ import duckdb
 import pyarrow as pa
 
 from hearth.io.contract import INPUT_TABLES
+from hearth.io.errors import InputError
 from hearth.model.household import ACCOUNT_TYPES, FILING_STATUSES, RULES
 
 WEIGHT_TOL = 1e-6
+# DuckDB errors of a check's own SQL (a bug: exit 1); any other is the file's contents
+_SQL_ERRORS = (duckdb.ProgrammingError, duckdb.InternalException)
 # Magnitude caps: beyond them a number is a data error, not a household. HiGHS treats
 # magnitudes of 1e20 and more as infinite, and the model multiplies amounts by prices
 # and rates, so a trillion dollars (or shares) in one record is where belief ends.
@@ -392,10 +395,21 @@ def validate(con: duckdb.DuckDBPyConnection, run_date: str | None = None) -> Non
     con.execute('CREATE OR REPLACE TEMP TABLE exceptions_found ("table" VARCHAR, '
                 "household_id VARCHAR, account_id VARCHAR, record_id VARCHAR, code VARCHAR, "
                 "message VARCHAR)")
+
+    def run(table: str, what: str, sql: str) -> None:
+        try:
+            con.execute(sql)
+        except _SQL_ERRORS:
+            raise
+        except duckdb.Error as e:  # the file, not the check: a corrupt page, a bad encoding
+            raise InputError(f"table {table}: its data (or that of a table it refers to) "
+                             f"cannot be read while checking {what} ({type(e).__name__}: {e}); "
+                             "re-export it as Parquet") from e
+
     def insert(table: str, code: str, sql: str) -> None:
-        con.execute(f"INSERT INTO exceptions_found SELECT '{table}', CAST(h AS VARCHAR), "
-                    f"CAST(a AS VARCHAR), CAST(r AS VARCHAR), '{code}', CAST(m AS VARCHAR) "
-                    f"FROM ({sql}) AS q(h, a, r, m)")
+        run(table, code, f"INSERT INTO exceptions_found SELECT '{table}', CAST(h AS VARCHAR), "
+                         f"CAST(a AS VARCHAR), CAST(r AS VARCHAR), '{code}', "
+                         f"CAST(m AS VARCHAR) FROM ({sql}) AS q(h, a, r, m)")
 
     for check in _checks(run_date):
         insert(*check)
@@ -405,9 +419,9 @@ def validate(con: duckdb.DuckDBPyConnection, run_date: str | None = None) -> Non
     con.execute("SET disabled_optimizers = 'filter_pushdown'")
     try:
         for table, sql in _number_checks():
-            con.execute(f"INSERT INTO exceptions_found SELECT '{table}', CAST(h AS VARCHAR), "
-                        f"CAST(a AS VARCHAR), CAST(r AS VARCHAR), code, message "
-                        f"FROM ({sql}) AS q(h, a, r, code, message)")
+            run(table, "its numbers", f"INSERT INTO exceptions_found SELECT '{table}', "
+                f"CAST(h AS VARCHAR), CAST(a AS VARCHAR), CAST(r AS VARCHAR), code, message "
+                f"FROM ({sql}) AS q(h, a, r, code, message)")
         for check in _type_checks(con):
             insert(*check)
     finally:

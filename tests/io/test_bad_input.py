@@ -337,3 +337,20 @@ def test_a_bad_security_costs_households_that_only_traded_it(tmp_path):
     exc, households = checked(write(tmp_path, t))
     assert [(e[1], e[4]) for e in exc] == [("non_finite_number", "X")]
     assert households == {"H2"}
+
+
+def test_a_corrupt_data_page_stops_the_run_naming_the_table(tmp_path):
+    """The footer reads (so the columns are known) but the data does not: exit 2 with
+    the table's name, not DuckDB's raw error."""
+    root = write(tmp_path, tables())
+    path = os.path.join(root, "lots.parquet")
+    pq.write_table(pa.table({"lot_id": [f"L{i}" for i in range(500)],
+                             "account_id": ["A1"] * 500, "security_id": ["S"] * 500,
+                             "quantity": [1.0] * 500, "cost_basis": [1.0] * 500,
+                             "acquired_date": pa.array([19000] * 500, pa.date32())}), path)
+    data = bytearray(open(path, "rb").read())
+    data[20:2000] = b"\xff" * 1980
+    open(path, "wb").write(bytes(data))
+    con = open_book(root)
+    with pytest.raises(InputError, match="table lots: its data cannot be read"):
+        validate(con, "2026-11-20")
