@@ -424,6 +424,7 @@ def table(r: dict) -> str:
         else:
             hv, nv = fmt(h[key]), fmt(n[key])
         lines.append(f"{label:34s}{hv:>18s}{nv:>18s}")
+    lines.append(f"wash sales hearth declared in trades.wash_sale: {r['hearth_declared_wash_sales']:,}")
     lines.append("hearth statuses (household-months): "
                  + ", ".join(f"{k} {v:,}" for k, v in sorted(r["hearth_statuses"].items())))
     for kind, count in list(r.get("hearth_failure_kinds", {}).items())[:6]:
