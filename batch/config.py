@@ -54,7 +54,11 @@ class RunConfig(BaseModel):
     lexicographic_tolerance: float = Field(1e-4, ge=0)
     """Stage two may add this fraction of household value of out-of-band drift."""
     harvest_min_benefit: float = Field(25.0, ge=0)
-    """Dollars of priced tax benefit that make a loss lot worth a solve on its own."""
+    """Dollars of priced tax benefit that make a loss lot worth harvesting on its own
+    (a smaller harvest earns no credit: the lot is sold only when rebalancing needs it)."""
+    harvest_min_loss_share: float = Field(0.05, ge=0, lt=1)
+    """The least loss, as a share of the lot's value, that earns a harvest credit: a
+    small loss on a large lot is not worth the trades and the 30-day lockout."""
     always_solve: bool = False
     """Solve every household, even when the no-trade rule says nothing is worth doing."""
     min_benefit_dollars: float = Field(25.0, ge=0)

@@ -198,16 +198,19 @@ def tax_on_realized(hh: Household, d: Derived, s: ModelSettings) -> np.ndarray:
       exactly after the solve.)
 
     Sells in tax-advantaged accounts have no tax term. A loss lot whose whole
-    harvest is worth less than ``harvest_min_benefit`` earns nothing for its
-    loss: it is sold only when rebalancing needs it, never for a sliver of value
-    that starts a 30-day lockout; so are all losses when harvesting is off, and
-    loss lots a cash need sells inside a W1 window (a washed loss is deferred)."""
+    harvest is worth less than ``harvest_min_benefit``, or whose loss is less than
+    ``harvest_min_loss_share`` of its value, earns nothing for its loss: it is sold
+    only when rebalancing needs it, never for a sliver of value that starts a 30-day
+    lockout; so are all losses when harvesting is off, and loss lots a cash need
+    sells inside a W1 window (a washed loss is deferred)."""
     pooled = loss_pool(hh) > MONEY_TOL
     r_now = np.full(hh.n_lots, hh.lt_rate * s.carryforward_value) if pooled else d.rate_now
     c = r_now - hh.lt_rate * s.discount
     coef = np.where(d.lot_taxable, c * d.gain_per_share, 0.0)
     loss = coef < 0
-    small = -coef * hh.quantity * s.tax_weight < s.harvest_min_benefit
+    lot_value = hh.quantity * d.lot_price
+    small = ((-coef * hh.quantity * s.tax_weight < s.harvest_min_benefit)
+             | (-d.gain_per_share * hh.quantity < s.harvest_min_loss_share * lot_value))
     no_credit = loss & (small | (not hh.tlh_enabled) | washable_lots(hh, d, s))
     return np.where(no_credit, 0.0, coef)
 

@@ -32,6 +32,7 @@ class ModelSettings:
     objective: str = "weighted"  # or "lexicographic"
     lexicographic_tolerance: float = 1e-4  # fraction of household value
     harvest_min_benefit: float = 25.0  # dollars of tax value that make a harvest worth a solve
+    harvest_min_loss_share: float = 0.05  # ... and the least loss, as a share of the lot's value
     always_solve: bool = False  # solve even when the no-trade rule says nothing is worth doing
     time_limit: float = 10.0
     presolve: bool = False

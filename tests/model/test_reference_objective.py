@@ -23,7 +23,8 @@ from hearth.model.lp import ModelSettings
 from hearth.model.solve import solve_household
 
 RUN = np.datetime64("2026-11-20")
-S = ModelSettings(min_trade_value=0.0, harvest_min_benefit=0.0, always_solve=True,
+S = ModelSettings(min_trade_value=0.0, harvest_min_benefit=0.0, harvest_min_loss_share=0.0,
+                  always_solve=True,
                   min_benefit_dollars=0.0, min_benefit_share=0.0)
 
 
