@@ -35,3 +35,10 @@ class CommitError(ExecutionError):
     counts that differ from the shard markers). Nothing new is visible: the commit
     was rolled back and this run's staging discarded, so re-running the same command
     recomputes the run date."""
+
+
+class RunLocked(HearthError):
+    """Another run holds this output and run date (exit code 4): wait for it, do not
+    retry at once."""
+
+    exit_code = 4

@@ -25,6 +25,7 @@ import numpy as np
 import hearth
 from hearth.batch.config import RunConfig
 from hearth.batch.pipeline import STAGES, ShardOutput
+from hearth.io.lock import RunLock
 from hearth.io.read import fingerprints, open_book
 from hearth.io.shards import ShardPlan, prepare
 from hearth.io.validate import exceptions_table, validate
@@ -133,9 +134,19 @@ def run_book(input_root: str, output: str, run_date: str, config: RunConfig,
              executor: Executor, *, progress: bool = True,
              shard_filter: Callable[[Iterable[ShardTask]], list[ShardTask]] | None = None
              ) -> RunSummary:
-    """Run the nightly job; raises InputError for unreadable input."""
-    t_start = time.perf_counter()
+    """Run the nightly job; raises InputError for unreadable input and RunLocked when
+    another run holds this output and run date."""
     np.datetime64(run_date, "D")  # raises on a malformed date before any work
+    with RunLock(output, run_date):
+        return _run_locked(input_root, output, run_date, config, executor, progress=progress,
+                           shard_filter=shard_filter)
+
+
+def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
+                executor: Executor, *, progress: bool,
+                shard_filter: Callable[[Iterable[ShardTask]], list[ShardTask]] | None
+                ) -> RunSummary:
+    t_start = time.perf_counter()
     con = duckdb.connect(config={"memory_limit": config.duckdb_memory_limit,
                                  "preserve_insertion_order": False})
     open_book(input_root, con)
