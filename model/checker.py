@@ -134,7 +134,7 @@ def _where(mask: np.ndarray) -> list[int]:
     return [int(i) for i in np.flatnonzero(mask)]
 
 
-def _day(d: np.datetime64) -> int:
+def _day(d: np.datetime64 | np.ndarray) -> int:
     return int(np.asarray(d, dtype="datetime64[D]").astype(np.int64))
 
 
