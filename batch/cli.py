@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from hearth.errors import InputError
+from hearth.errors import InputError, RunLocked
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
@@ -157,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"hearth: {e}", file=sys.stderr)
         return 2
+    except RunLocked as e:
+        print(f"hearth: {e}", file=sys.stderr)
+        return 4
     except Exception as e:  # noqa: BLE001 - the exit code contract: 5 transient, 1 a bug
         if getattr(e, "retryable", False):
             print(f"hearth: {e} (transient: finished shards are kept in staging; resume with "

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 
 from hearth.batch.config import RunConfig
 from hearth.io.contract import EXCEPTIONS_SCHEMA, HOUSEHOLD_RESULTS_SCHEMA, TRADES_SCHEMA
@@ -45,6 +46,19 @@ class ShardOutput:
     model_cols: list[int] = field(default_factory=list)
     worker: str = ""  # where it ran (the executor fills it in)
     solved: int = 0  # households that needed at least one solve
+    totals: dict[str, float] = field(default_factory=dict)  # dollar totals of the shard
+
+
+DOLLAR_TOTALS = ("tax_savings_estimate", "tax_due_estimate", "tlh_losses", "realized_st_gain",
+                 "realized_lt_gain")
+
+
+def dollar_totals(results: pa.Table, trades: pa.Table) -> dict[str, float]:
+    """The shard's dollar figures for the summary and the manifest."""
+    out = {name: float(pa.compute.sum(results.column(name)).as_py() or 0.0)
+           for name in DOLLAR_TOTALS}
+    out["traded_value"] = float(pa.compute.sum(trades.column("notional")).as_py() or 0.0)
+    return out
 
 
 class _Columns:
@@ -247,12 +261,12 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
         statuses[status] = statuses.get(status, 0) + 1
         seconds["report"] += time.perf_counter() - t_r
 
+    tables = {"trades": trades.table(), "household_results": results.table(),
+              "exceptions": exceptions.table(), "warm": warm_out.table()}
     return ShardOutput(
-        shard=shard,
-        tables={"trades": trades.table(), "household_results": results.table(),
-                "exceptions": exceptions.table(), "warm": warm_out.table()},
-        seconds=seconds, statuses=statuses, n_households=len(inputs), model_cols=model_cols,
-        solved=solved,
+        shard=shard, tables=tables, seconds=seconds, statuses=statuses,
+        n_households=len(inputs), model_cols=model_cols, solved=solved,
+        totals=dollar_totals(tables["household_results"], tables["trades"]),
     )
 
 

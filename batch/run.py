@@ -28,7 +28,7 @@ from hearth.batch.pipeline import STAGES, ShardOutput
 from hearth.io.lock import RunLock
 from hearth.io.read import fingerprints, open_book
 from hearth.io.shards import ShardPlan, prepare
-from hearth.io.validate import exceptions_table, validate
+from hearth.io.validate import exceptions_table, unkeyed_rows, validate
 from hearth.io.write import RunWriter, manifest_path, previous_warm_state
 
 VALIDATION = -1  # the pseudo-shard that carries the whole-book validation exceptions
@@ -82,6 +82,17 @@ class RunSummary:
             f"run_date={self.run_date}/",
             f"  manifest: {self.manifest}",
         ]
+        totals = self.extra.get("totals")
+        if totals:
+            lines.insert(3, "  dollars: tax savings estimate ${:,.0f}, tax due ${:,.0f}, losses "
+                         "harvested ${:,.0f}, traded ${:,.0f}".format(
+                             totals["tax_savings_estimate"], totals["tax_due_estimate"],
+                             totals["tlh_losses"], totals["traded_value"]))
+        unkeyed = self.extra.get("unkeyed_rows")
+        if unkeyed:
+            lines.append("  unkeyed rows: " + ", ".join(f"{t} {n}" for t, n in unkeyed.items())
+                         + " (they belong to no household; see exceptions codes "
+                           "missing_household_id / unknown_household)")
         if "recovered_commit" in self.extra:
             lines.append(f"  recovered: completed the interrupted commit "
                          f"{self.extra['recovered_commit']}; nothing was recomputed")
@@ -94,7 +105,8 @@ class Progress:
     """Households done, rate and time left: a live line on a terminal, structured
     log lines (JSON, at most every few seconds) otherwise."""
 
-    def __init__(self, total: int, stream=sys.stderr, every: float = 5.0) -> None:
+    def __init__(self, total: int, stream=None, every: float = 5.0) -> None:
+        stream = stream if stream is not None else sys.stderr  # the stream of now, not of import
         self.total, self.done, self.stream, self.every = total, 0, stream, every
         self.t0 = time.perf_counter()
         self.last = 0.0
@@ -165,11 +177,12 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
         shutil.rmtree(writer.prep_root, ignore_errors=True)  # a half-written earlier attempt
         validate(con, run_date)
         exc = exceptions_table(con, run_id)
+        unkeyed = unkeyed_rows(con)
         plan = prepare(con, writer.prep_root, config.shard_size)
         writer.write_shard(VALIDATION, {"exceptions": exc}, {"validation_exceptions": exc.num_rows})
         prep_info = {"shards": list(plan.shards),
                      "households_per_shard": list(plan.households_per_shard),
-                     "validation_exceptions": exc.num_rows}
+                     "validation_exceptions": exc.num_rows, "unkeyed_rows": unkeyed}
         writer.mark_prep_done(prep_info)
     con.close()
     prep_seconds = time.perf_counter() - t_prep
@@ -198,7 +211,7 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
         meta = {"shard": out.shard, "households": out.n_households, "statuses": out.statuses,
                 "seconds": out.seconds, "trades": out.tables["trades"].num_rows,
                 "exceptions": out.tables["exceptions"].num_rows,
-                "model_cols": out.model_cols, "solved": out.solved}
+                "model_cols": out.model_cols, "solved": out.solved, "totals": out.totals}
         writer.write_shard(out.shard, out.tables, meta)
         meta["seconds"] = dict(out.seconds, write=time.perf_counter() - t0)
         metas.append(meta)
@@ -228,6 +241,12 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
         n_trades += m["trades"]
         n_exc += m["exceptions"]
     n_exc += prep_info["validation_exceptions"]
+    totals: dict[str, float] = {}
+    for m in metas:
+        for k, v in m.get("totals", {}).items():
+            totals[k] = totals.get(k, 0.0) + v
+    totals = {k: round(v, 2) for k, v in totals.items()}
+    unkeyed = prep_info.get("unkeyed_rows", {})
     households = sum(statuses.values())
     failed = statuses.get("error", 0) + statuses.get("infeasible", 0)
     elapsed = time.perf_counter() - t_start
@@ -242,6 +261,7 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
         "executor": executor.name, "warm_state_from": warm_root,
         "failure_rate": failed / households if households else 0.0,
         "median_model_cols": float(np.median(cols)) if cols else 0.0,
+        "totals": totals, "unkeyed_rows": unkeyed,
         "status": "committed",
     }
     path = writer.commit(manifest, [VALIDATION, *plan.shards])
@@ -249,7 +269,8 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
                       households=households, statuses=statuses, trades=n_trades,
                       exceptions=n_exc, seconds=elapsed, stage_seconds=stage,
                       median_model_cols=manifest["median_model_cols"],
-                      exit_code=_exit_code(statuses, config), resumed_shards=resumed)
+                      exit_code=_exit_code(statuses, config), resumed_shards=resumed,
+                      extra={"totals": totals, "unkeyed_rows": unkeyed})
 
 
 def _exit_code(statuses: dict[str, int], config: RunConfig) -> int:
@@ -270,4 +291,6 @@ def _recovered_summary(manifest: dict[str, Any], output: str, config: RunConfig,
                       seconds=seconds, stage_seconds=manifest["stage_seconds"],
                       median_model_cols=manifest.get("median_model_cols", 0.0),
                       exit_code=_exit_code(statuses, config), resumed_shards=manifest["shards"],
-                      extra={"recovered_commit": manifest["commit"]})
+                      extra={"recovered_commit": manifest["commit"],
+                             "totals": manifest.get("totals", {}),
+                             "unkeyed_rows": manifest.get("unkeyed_rows", {})})

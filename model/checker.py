@@ -404,7 +404,7 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
     spent = np.bincount(buy_account, minlength=hh.n_accounts,
                         weights=buy_quantity * hh.price[buy_security] * (1 + cost[buy_security]))
     cash = hh.cash + hh.contribution - hh.withdrawal + proceeds - spent
-    floor = np.where(hh.tradable, hh.min_cash, 0.0)
+    floor = hh.min_cash  # untradable accounts too: nothing there can raise it, and it must hold
     for a in _where(np.abs(cash - final_cash) > MONEY_TOL):
         v.append(Violation("cash_balance", hh.account_ids[a], f"final cash {final_cash[a]:,.2f} "
                            f"does not match the trades, which leave {cash[a]:,.2f}"))

@@ -110,7 +110,16 @@ class Outcome:
 # -- deciding whether to solve --------------------------------------------------------------
 
 def blocking_conflicts(hh: Household, d: Derived) -> str | None:
-    """Restrictions that no trade can satisfy, said in words."""
+    """Rules that no trade can satisfy, said in words: cash below its minimum in an
+    account nothing may be traded in, and restrictions that contradict each other."""
+    stuck_cash = ~hh.tradable & (hh.cash + hh.contribution - hh.withdrawal
+                                 < hh.min_cash - MONEY_TOL)
+    if stuck_cash.any():
+        a = int(np.flatnonzero(stuck_cash)[0])
+        have = float(hh.cash[a] + hh.contribution[a] - hh.withdrawal[a])
+        return (f"account {hh.account_ids[a]} is not tradable and its cash ${have:,.2f} is below "
+                f"its min_cash ${hh.min_cash[a]:,.2f}: short by ${hh.min_cash[a] - have:,.2f}; "
+                f"make the account tradable, lower min_cash or add cash")
     held = hh.quantity > 0
     must_sell = d.no_hold[hh.lot_account, hh.lot_security] & held
     stuck = must_sell & ~d.lot_tradable

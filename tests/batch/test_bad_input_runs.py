@@ -159,11 +159,6 @@ def test_cash_below_min_cash_that_can_be_raised_is_raised(tmp_path):
     assert res["status"] == "traded"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "model/build.py bounds final cash by min_cash only in tradable accounts "
-    "(cash_lower = where(tradable, min_cash, 0)), so an untradable account below its "
-    "min_cash gives no_trade 'the optimum is to trade nothing'; owner of model/: make it "
-    "infeasible in blocking_conflicts/explain_infeasible, naming the account and shortfall"))
 def test_cash_below_min_cash_in_an_untradable_account_is_infeasible(tmp_path):
     """The shape of the issue's report that reproduces: $763.41 against $953.00 that
     no trade can raise, and the household is not flagged."""
@@ -188,9 +183,6 @@ def test_the_checker_rejects_a_proposal_that_leaves_cash_below_min_cash(househol
     assert "763.41" in v[0].message and "953.00" in v[0].message
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "model/checker.py floors cash at where(tradable, min_cash, 0): a proposal that leaves "
-    "an untradable account below min_cash passes; owner of model/: floor at min_cash always"))
 def test_the_checker_rejects_cash_below_min_cash_in_an_untradable_account(household):
     hh = _min_cash_household(household, tradable=False)
     z = np.zeros(0, dtype=np.int64)

@@ -264,3 +264,19 @@ def test_a_crash_while_reporting_costs_only_that_household(book, tmp_path, monke
     assert "H0000005" not in set(trades.column("household_id").to_pylist())
     exc = pq.read_table(os.path.join(tmp_path, "exceptions", f"run_date={DEFAULT_AS_OF}")).to_pydict()
     assert ("H0000005", "internal_error") in set(zip(exc["household_id"], exc["code"]))
+
+
+def test_dollar_totals_in_the_manifest_and_summary_are_the_rows_sums(run):
+    out, summary = run
+    with open(summary.manifest) as f:
+        totals = json.load(f)["totals"]
+    results, trades = read(out, "household_results"), read(out, "trades")
+    for name in ("tax_savings_estimate", "tax_due_estimate", "tlh_losses", "realized_st_gain",
+                 "realized_lt_gain"):
+        assert totals[name] == pytest.approx(
+            sum(x for x in results.column(name).to_pylist() if x is not None), abs=0.02)
+    assert totals["traded_value"] == pytest.approx(sum(trades.column("notional").to_pylist()),
+                                                   abs=0.02)
+    no_trade = [r for r in results.to_pylist() if r["status"] != "traded"]
+    assert all(not r["tax_savings_estimate"] for r in no_trade)  # 0 (or null for errors)
+    assert f"tax savings estimate ${totals['tax_savings_estimate']:,.0f}" in summary.text()

@@ -51,3 +51,19 @@ def test_another_hosts_lock_is_honoured_until_it_is_old(tmp_path):
     old = os.path.getmtime(path) - 2 * 24 * 3600
     os.utime(path, (old, old))
     RunLock(out, "2026-11-20").acquire().release()
+
+
+def test_a_run_while_another_holds_the_date_exits_4_and_touches_nothing(tmp_path):
+    from hearth.batch.generate import generate
+
+    book, out = str(tmp_path / "book"), str(tmp_path / "out")
+    generate(book, 20, seed=3)
+    with RunLock(out, "2026-11-20"):
+        before = sorted(os.listdir(out))
+        done = subprocess.run([sys.executable, "-m", "hearth.batch.cli", "run", book, out,
+                               "--run-date", "2026-11-20", "--workers", "1"],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 4, done.stderr
+        assert f"pid {os.getpid()}" in done.stderr
+        assert sorted(os.listdir(out)) == before  # no staging, no outputs
+        assert os.listdir(os.path.join(out, "_runs", "2026-11-20")) == ["lock.json"]
