@@ -139,6 +139,11 @@ def _opt(v: object) -> float | None:
     return None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)  # type: ignore[arg-type]
 
 
+def _at_least_zero(x):
+    """Money validation let through within a cent below zero, read as 0."""
+    return x if x is None or x >= 0 else 0.0
+
+
 def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
                ) -> Iterator[HouseholdInput]:
     t = shard.tables
@@ -147,7 +152,8 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
     acc = t["accounts"]
     a_hh = _np(acc, "household_id")
     a_id, a_type = _np(acc, "account_id"), _np(acc, "account_type")
-    a_num = {c: _np(acc, c).astype(np.float64) for c in
+    # money validation let through up to a cent below zero (float noise) is read as 0
+    a_num = {c: np.maximum(_np(acc, c).astype(np.float64), 0.0) for c in
              ("cash", "min_cash", "contribution", "withdrawal")}
     a_max = acc.column("max_cash").fill_null(np.inf).to_numpy(zero_copy_only=False)
     a_tradable, a_menu = _np(acc, "tradable"), _np(acc, "menu_id")
@@ -155,7 +161,7 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
     l_hh, l_id, l_acct, l_sec = (_np(lots, c) for c in
                                  ("household_id", "lot_id", "account_id", "security_id"))
     l_qty = _np(lots, "quantity").astype(np.float64)
-    l_basis = _np(lots, "cost_basis").astype(np.float64)
+    l_basis = np.maximum(_np(lots, "cost_basis").astype(np.float64), 0.0)
     l_date = _np(lots, "acquired_date").astype("datetime64[D]")
     tx = t["transactions"]
     t_hh, t_acct, t_sec, t_side = (_np(tx, c) for c in
@@ -203,7 +209,7 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
         for k, w in zip(tgt_classes, tgt_w):
             target[class_index[k]] += w
         held_away = np.zeros(len(classes))
-        for k, v in zip(ha_class[g0:g1], ha_val[g0:g1]):
+        for k, v in zip(ha_class[g0:g1], np.maximum(ha_val[g0:g1].astype(np.float64), 0.0)):
             held_away[class_index[k]] += v
         groups = ref.wash_group[rows] if len(rows) else np.zeros(0, dtype=object)
         wash_groups = tuple(sorted(set(groups)))
@@ -239,9 +245,10 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
             ordinary_rate=cols["ordinary_rate"][i], qualified_div_rate=cols["qualified_div_rate"][i],
             retirement_rate=cols["retirement_rate"][i],
             ytd_st_gain=cols["ytd_st_gain"][i], ytd_lt_gain=cols["ytd_lt_gain"][i],
-            loss_carryforward_st=cols["loss_carryforward_st"][i],
-            loss_carryforward_lt=cols["loss_carryforward_lt"][i],
-            tax_budget=_opt(cols["tax_budget"][i]), turnover_limit=_opt(cols["turnover_limit"][i]),
+            loss_carryforward_st=_at_least_zero(cols["loss_carryforward_st"][i]),
+            loss_carryforward_lt=_at_least_zero(cols["loss_carryforward_lt"][i]),
+            tax_budget=_opt(_at_least_zero(cols["tax_budget"][i])),
+            turnover_limit=_opt(cols["turnover_limit"][i]),
             drift_threshold=_opt(cols["drift_threshold"][i]),
             tlh_enabled=bool(cols["tlh_enabled"][i]), filing_status=cols["filing_status"][i],
             min_cash=a_num["min_cash"][a0:a1], max_cash=a_max[a0:a1].astype(np.float64),

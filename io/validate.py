@@ -23,6 +23,7 @@ import pyarrow as pa
 from hearth.io.contract import INPUT_TABLES
 from hearth.io.errors import InputError
 from hearth.model.household import ACCOUNT_TYPES, FILING_STATUSES, RULES
+from hearth.model.tolerances import MONEY_TOL
 
 WEIGHT_TOL = 1e-6
 # DuckDB errors of a check's own SQL (a bug: exit 1); any other is the file's contents
@@ -76,6 +77,9 @@ def _who(table: str, relation: str, columns: set[str] | None = None) -> tuple[st
     return src, ", ".join(exprs)
 
 
+# Money may sit up to a cent below zero (an upstream sum's float noise, e.g. a
+# carryforward of -2.3e-13): such a value is read as 0, not reported (model/tolerances.py).
+_AT_LEAST_ZERO = f"{{c}} >= -{MONEY_TOL}"
 # Every number's rule, checked on finite values (non-finite ones have their own code):
 # (table, column, code, SQL that holds for a good value ``{c}``, what the rule is).
 # Nulls of a required column get the rule's code too; nullable columns may be null.
@@ -87,24 +91,24 @@ NUMBER_RULES: list[tuple[str, str, str, str, str]] = [
                                           "qualified_div_rate", "retirement_rate")),
     *(("households", c, *_AMOUNT) for c in ("ytd_st_gain", "ytd_lt_gain", "loss_carryforward_st",
                                             "loss_carryforward_lt", "tax_budget")),
-    *(("households", c, "negative_carryforward", "{c} >= 0",
+    *(("households", c, "negative_carryforward", _AT_LEAST_ZERO,
        "must be >= 0 (enter a loss carryforward as a positive number)")
       for c in ("loss_carryforward_st", "loss_carryforward_lt")),
-    ("households", "tax_budget", "invalid_tax_budget", "{c} >= 0",
+    ("households", "tax_budget", "invalid_tax_budget", _AT_LEAST_ZERO,
      "is negative; use 0 for no additional tax or null for no cap"),
     ("households", "turnover_limit", "invalid_turnover_limit", "{c} BETWEEN 0 AND 1",
      "is outside [0, 1]; give a fraction of household value"),
     ("households", "drift_threshold", "invalid_drift_threshold", "{c} >= 0 AND {c} < 1",
      "is outside [0, 1); give a fraction of household value"),
-    ("accounts", "cash", "negative_cash", "{c} >= 0", "must be a number >= 0"),
-    ("accounts", "min_cash", "invalid_cash_bounds", "{c} >= 0",
+    ("accounts", "cash", "negative_cash", _AT_LEAST_ZERO, "must be a number >= 0"),
+    ("accounts", "min_cash", "invalid_cash_bounds", _AT_LEAST_ZERO,
      "must be >= 0 (and <= max_cash)"),
-    *(("accounts", c, "negative_cash_flow", "{c} >= 0", "must be >= 0")
+    *(("accounts", c, "negative_cash_flow", _AT_LEAST_ZERO, "must be >= 0")
       for c in ("contribution", "withdrawal")),
     *(("accounts", c, *_AMOUNT) for c in ("cash", "min_cash", "max_cash", "contribution",
                                           "withdrawal")),
     ("lots", "quantity", "negative_quantity", "{c} > 0", "must be > 0; drop closed lots"),
-    ("lots", "cost_basis", "negative_cost_basis", "{c} >= 0", "must be a number >= 0"),
+    ("lots", "cost_basis", "negative_cost_basis", _AT_LEAST_ZERO, "must be a number >= 0"),
     *(("lots", c, *_AMOUNT) for c in ("quantity", "cost_basis")),
     ("securities", "price", "missing_price", "{c} > 0",
      "is missing or not > 0; supply the run date's price"),
@@ -127,7 +131,7 @@ NUMBER_RULES: list[tuple[str, str, str, str, str]] = [
      f"must be an integer in [1, {MAX_RANK}]"),
     ("transactions", "quantity", "invalid_transaction", "{c} > 0", "must be > 0"),
     *(("transactions", c, *_AMOUNT) for c in ("quantity", "realized_gain")),
-    ("held_away", "value", "invalid_held_away", "{c} >= 0", "must be a number >= 0"),
+    ("held_away", "value", "invalid_held_away", _AT_LEAST_ZERO, "must be a number >= 0"),
     ("held_away", "value", *_AMOUNT),
 ]
 

@@ -354,3 +354,28 @@ def test_a_corrupt_data_page_stops_the_run_naming_the_table(tmp_path):
     con = open_book(root)
     with pytest.raises(InputError, match=r"table lots: its data .* cannot be read"):
         validate(con, "2026-11-20")
+
+
+def test_money_within_a_cent_below_zero_is_float_noise_read_as_zero(tmp_path):
+    # Before: a loss carryforward of -2.3e-13 from an upstream sum made the household
+    # an error for a year. Within a cent below zero it is read as 0; beyond, an error.
+    from hearth.io.households import households, reference
+    from hearth.io.shards import prepare, read_shard
+
+    t = tables()
+    t["households"] = dict(t["households"], loss_carryforward_lt=[-2.3e-13, -0.5])
+    t["accounts"] = dict(t["accounts"], cash=[-1e-9, 50.0])
+    root = write(tmp_path / "book", t)
+    con = open_book(root)
+    validate(con, "2026-11-20")
+    assert [r[1] for r in found(con)] == ["negative_carryforward"]  # only H2's -$0.50
+    assert bad(con) == {"H2"}
+    prep = str(tmp_path / "prep")
+    plan = prepare(con, prep, 10)
+    got = {}
+    for shard in plan.shards:
+        data = read_shard(prep, shard)
+        for item in households(data, np.datetime64("2026-11-20"), reference(data.tables, 5.0)):
+            got[item.household_id] = item.household
+    h1 = got["H1"]
+    assert h1 is not None and h1.loss_carryforward_lt == 0.0 and h1.cash[0] == 0.0
