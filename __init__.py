@@ -4,4 +4,4 @@ Subpackages (imports point down): ``cluster -> batch -> io -> model``.
 """
 
 __version__ = "0.1.0"
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2

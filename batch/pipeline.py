@@ -187,7 +187,7 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
                         review_reasons=["status_error"], needs_review=True, n_trades=0,
                         solve_ms=0.0, iterations=0, warm_started=False)
             if item.code is not None:
-                exceptions.add(run_id=run_id, table="households", household_id=hid,
+                exceptions.add(run_id=run_id, source_table="households", household_id=hid,
                                record_id=hid, code=item.code, message=item.error)
             statuses["error"] = statuses.get("error", 0) + 1
             continue
@@ -199,7 +199,7 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
             crashed = True
             outcome = Outcome("error", f"internal error while solving: {type(e).__name__}: {e}",
                               Proposal.empty(hh), derived=_derive_or_none(hh, settings))
-            exceptions.add(run_id=run_id, table="households", household_id=hid,
+            exceptions.add(run_id=run_id, source_table="households", household_id=hid,
                            record_id=hid, code="solver_error",
                            message=f"{type(e).__name__}: {e}; "
                                    f"{traceback.format_exc(limit=2).splitlines()[-1]}")
@@ -250,12 +250,12 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
                         solve_ms=outcome.solve_seconds * 1000.0, iterations=outcome.iterations,
                         warm_started=outcome.warm_started)
             if not crashed:
-                exceptions.add(run_id=run_id, table="households", household_id=hid,
+                exceptions.add(run_id=run_id, source_table="households", household_id=hid,
                                record_id=hid, code="internal_error", message=message)
                 crashed = True
             t_r = time.perf_counter()
         if status in ("infeasible", "rejected") or (status == "error" and not crashed):
-            exceptions.add(run_id=run_id, table="households", household_id=hid, record_id=hid,
+            exceptions.add(run_id=run_id, source_table="households", household_id=hid, record_id=hid,
                            code="solver_error" if status == "error" else status,
                            message=message or status)
         statuses[status] = statuses.get(status, 0) + 1

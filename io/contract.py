@@ -113,7 +113,7 @@ HOUSEHOLD_RESULTS_SCHEMA = pa.schema([
 ])
 
 EXCEPTIONS_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("table", pa.string()), ("household_id", pa.string()),
+    ("run_id", pa.string()), ("source_table", pa.string()), ("household_id", pa.string()),
     ("account_id", pa.string()), ("record_id", pa.string()), ("code", pa.string()),
     ("message", pa.string()),
 ])

@@ -476,7 +476,8 @@ def validate(con: duckdb.DuckDBPyConnection, run_date: str | None = None) -> Non
 
 def exceptions_table(con: duckdb.DuckDBPyConnection, run_id: str) -> pa.Table:
     quoted = "'" + run_id.replace("'", "''") + "'"
-    return con.sql(f"SELECT {quoted} AS run_id, \"table\", household_id, account_id, record_id, "
+    return con.sql(f"SELECT {quoted} AS run_id, \"table\" AS source_table, household_id, "
+                   "account_id, record_id, "
                    "code, message FROM exceptions_found ORDER BY \"table\", code, "
                    "household_id NULLS FIRST, account_id NULLS FIRST, record_id NULLS FIRST, "
                    "message").to_arrow_table()

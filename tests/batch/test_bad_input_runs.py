@@ -87,7 +87,7 @@ def test_a_household_without_an_id_is_reported_not_dropped(sweep):
     res, results, _, exceptions = _run(sweep, "households.household_id=null")
     assert len(results) == 299 and "H0000005" not in results
     assert all(len(rows) == 1 for rows in results.values())
-    codes = [(e["table"], e["code"]) for e in exceptions]
+    codes = [(e["source_table"], e["code"]) for e in exceptions]
     assert codes.count(("households", "missing_household_id")) == 1
     accounts = [a for a, h in sweep.index.acct_hh.items() if h == "H0000005"]
     assert sorted(e["account_id"] for e in exceptions if e["code"] == "unknown_household") \

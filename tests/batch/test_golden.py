@@ -34,7 +34,7 @@ def _outputs(out: str) -> dict:
 
     return {"household_results": rows("household_results", RESULT_COLUMNS),
             "trades": rows("trades", TRADE_COLUMNS),
-            "exceptions": rows("exceptions", ("table", "household_id", "record_id", "code"))}
+            "exceptions": rows("exceptions", ("source_table", "household_id", "record_id", "code"))}
 
 
 def _same(a, b) -> bool:

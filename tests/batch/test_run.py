@@ -47,7 +47,7 @@ def test_outputs_follow_the_contract(run):
         t = read(out, name)
         assert t.schema.remove_metadata().equals(schema), name
     manifest = json.load(open(os.path.join(out, "_runs", DEFAULT_AS_OF, "manifest.json")))
-    assert manifest["status"] == "committed" and manifest["contract_version"] == 1
+    assert manifest["status"] == "committed" and manifest["contract_version"] == 2
     assert set(manifest["inputs"]) >= {"households", "lots", "securities"}
     assert manifest["households"] == N and summary.exit_code == 0
     assert not os.path.exists(os.path.join(out, "_staging", DEFAULT_AS_OF))
