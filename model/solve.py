@@ -253,6 +253,17 @@ class _Run:
             solver.add_rows(np.array([-np.inf]), np.array([np.inf]), np.array([0], dtype=np.int32),
                             self.out_cols.astype(np.int32), np.ones(len(self.out_cols)))
 
+    def reload(self, lower: np.ndarray, upper: np.ndarray) -> None:
+        """The household's model again without any binaries added since, with the
+        column bounds the stages have set (``lower``, ``upper``)."""
+        self.solver.load(self.lp)
+        if self.cap_row is not None:
+            self.solver.add_rows(np.array([-np.inf]), np.array([np.inf]),
+                                 np.array([0], dtype=np.int32), self.out_cols.astype(np.int32),
+                                 np.ones(len(self.out_cols)))
+        cols = np.arange(self.lp.n_col)
+        self.solver.set_bounds(cols, lower[cols], upper[cols])
+
     def _one(self) -> SolveResult:
         r = self.solver.solve()
         self.limited |= r.limited
@@ -798,14 +809,17 @@ def min_trade_fallback(run: _Run, hh: Household, d: Derived, s: ModelSettings,
                        lp: LinearProgram, res: SolveResult, lower: np.ndarray,
                        upper: np.ndarray, n_binaries: int, n_conflicts: int
                        ) -> tuple[SolveResult, int, int, bool]:
-    """Fix every line below the minimum at zero and re-solve the LP (no binaries),
-    a few times: the rounded answer the solve falls back to."""
-    ints = run.solver.integer_columns()
-    if len(ints):  # the minimum-trade binaries: let every line trade, then zero the small ones
-        run.solver.set_bounds(ints, np.ones(len(ints)), np.ones(len(ints)))
+    """The LP again, without the minimum-trade binaries, with every line below the
+    minimum fixed at zero, a few times: the rounded answer the solve falls back to.
+    A line that zeroing would make infeasible (a cash need it serves) is kept, and
+    the last feasible answer stands."""
+    run.reload(lower, upper)
+    res = run.solve()
+    res, more = resolve_either_or(run, hh, d, lp, res, lower, upper)
+    n_conflicts += more
     for _ in range(MIN_TRADE_FALLBACK_ROUNDS):
         if res.status != SolveStatus.OPTIMAL:
-            return res, n_binaries, n_conflicts, True
+            break
         sells, buys = min_trade_violations(hh, lp, res.x, s.min_trade_value)
         if not sells and not buys:
             break
@@ -814,13 +828,18 @@ def min_trade_fallback(run: _Run, hh: Household, d: Derived, s: ModelSettings,
         cols = cols[lower[cols] <= 0]
         if len(cols) == 0:
             break
+        saved_lo, saved_up = lower[cols].copy(), upper[cols].copy()
         lower[cols] = 0.0
         upper[cols] = 0.0
         run.solver.set_bounds(cols, lower[cols], upper[cols])
-        res = run.solve()
-        if s.wash_sale_method != "mip":
-            res, more = resolve_either_or(run, hh, d, lp, res, lower, upper)
-            n_conflicts += more
+        trial = run.solve()
+        trial, more = resolve_either_or(run, hh, d, lp, trial, lower, upper)
+        n_conflicts += more
+        if trial.status != SolveStatus.OPTIMAL:  # those lines are needed: keep them
+            lower[cols], upper[cols] = saved_lo, saved_up
+            run.solver.set_bounds(cols, saved_lo, saved_up)
+            break
+        res = trial
     return res, n_binaries, n_conflicts, True
 
 
