@@ -835,12 +835,40 @@ def min_trade_fallback(run: _Run, hh: Household, d: Derived, s: ModelSettings,
         trial = run.solve()
         trial, more = resolve_either_or(run, hh, d, lp, trial, lower, upper)
         n_conflicts += more
-        if trial.status != SolveStatus.OPTIMAL:  # those lines are needed: keep them
+        if trial.status != SolveStatus.OPTIMAL:  # those lines are needed: raise them to it
             lower[cols], upper[cols] = saved_lo, saved_up
             run.solver.set_bounds(cols, saved_lo, saved_up)
+            up_to = _lines_at_the_minimum(hh, lp, sells, buys, lower, upper,
+                                          s.min_trade_value + 2 * MONEY_TOL)
+            run.solver.set_bounds(up_to, lower[up_to], upper[up_to])
+            raised = run.solve()
+            if raised.status == SolveStatus.OPTIMAL:
+                res = raised
+            else:
+                lower[up_to] = 0.0
+                run.solver.set_bounds(up_to, lower[up_to], upper[up_to])
             break
         res = trial
     return res, n_binaries, n_conflicts, True
+
+
+def _lines_at_the_minimum(hh: Household, lp: LinearProgram, sells: list[np.ndarray],
+                          buys: list[int], lower: np.ndarray, upper: np.ndarray,
+                          floor_value: float) -> np.ndarray:
+    """Give each small line a lower bound of the minimum order (a sell line on its
+    first lot column, as far as that lot allows); returns the columns changed."""
+    lay = lp.layout
+    changed = []
+    for c in buys:
+        p = hh.price[lay.buy_security[c - lay.buy0]]
+        lower[c] = min(floor_value / p, upper[c])
+        changed.append(c)
+    for group in sells:
+        c = int(group[0])
+        p = hh.price[hh.lot_security[lay.sell_lot[c]]] * lay.sell_mult[c]
+        lower[c] = min(floor_value / p, upper[c])
+        changed.append(c)
+    return np.asarray(changed, dtype=np.int64)
 
 
 def netted_tax(hh: Household, d: Derived, sell: np.ndarray,
@@ -956,19 +984,25 @@ def round_whole_shares(hh: Household, d: Derived, s: ModelSettings, lp: LinearPr
     lay = lp.layout
     x = st.res.x
     n_int = lay.n_sell - int((lay.sell_mult != 1).sum())
-    sells = np.clip(np.round(x[:n_int]), st.lower[:n_int], st.upper[:n_int])
     rest_cols = np.arange(n_int, lay.n_sell)
     int_of_rest = np.searchsorted(lay.sell_lot[:n_int], lay.sell_lot[rest_cols])
-    rest = np.where((x[rest_cols] > 0.5) & (sells[int_of_rest] >= st.upper[int_of_rest] - 1e-9),
-                    1.0, 0.0)
-    rest = np.clip(rest, st.lower[rest_cols], st.upper[rest_cols])
     buys = np.clip(np.floor(x[lay.buy0: lay.cash0] + 1e-9), st.lower[lay.buy0: lay.cash0],
                    st.upper[lay.buy0: lay.cash0])
     cols = np.arange(lay.cash0)
-    fixed = np.concatenate([sells, rest, buys])
-    st.run.solver.set_bounds(cols, fixed, fixed)
-    res = st.run.solve()
-    if res.status != SolveStatus.OPTIMAL:
+    res = None
+    # sells to the nearest whole share; where that leaves cash short, up; where that
+    # breaks a budget, down
+    for rounding in (np.round, lambda v: np.ceil(v - 1e-9), lambda v: np.floor(v + 1e-9)):
+        sells = np.clip(rounding(x[:n_int]), st.lower[:n_int], st.upper[:n_int])
+        rest = np.where((x[rest_cols] > 0.5)
+                        & (sells[int_of_rest] >= st.upper[int_of_rest] - 1e-9), 1.0, 0.0)
+        rest = np.clip(rest, st.lower[rest_cols], st.upper[rest_cols])
+        fixed = np.concatenate([sells, rest, buys])
+        st.run.solver.set_bounds(cols, fixed, fixed)
+        res = st.run.solve()
+        if res.status == SolveStatus.OPTIMAL:
+            break
+    if res is None or res.status != SolveStatus.OPTIMAL:
         return None
     if s.min_trade_value > 0:
         bad_sells, bad_buys = min_trade_violations(hh, lp, res.x, s.min_trade_value)
