@@ -194,8 +194,15 @@ def test_the_checker_rejects_cash_below_min_cash_in_an_untradable_account(househ
 
 def _children(pid: int) -> list[int]:
     out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        kids = (task / "children").read_text().split()
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out  # the process is gone
+    for task in tasks:
+        try:  # a thread may end between the listing and the read
+            kids = (task / "children").read_text().split()
+        except OSError:
+            continue
         out.extend(int(k) for k in kids)
     return out
 
