@@ -62,6 +62,7 @@ class Derived:
     tau: np.ndarray  # [n_a, n_s] annual tax drag per dollar held
     buyable: np.ndarray  # [n_a, n_s] bool: a buy column exists
     w1_blocked: np.ndarray  # bool per lot: a loss sale that replacement shares would wash
+    w1_washable: np.ndarray  # bool per lot: would wash, but cash needs may sell it anyway
     w1_groups: np.ndarray  # bool per wash group with a W1-blocked lot
     w2_group: np.ndarray  # bool per wash group: recent loss sale, no buys today
     forced_sell: np.ndarray  # bool per lot: no_hold forces the sale
@@ -145,8 +146,8 @@ def derive(hh: Household, s: ModelSettings) -> Derived:
     need = cash_needs(hh)
     # W1 gives way where cash needs force the sale: such a loss sale is made, washed,
     # and reported with its disallowed loss (hearth.model.wash).
-    w1 = wash.w1_blocked_lots(hh, gain, s.wash_sale_days, s.dust_shares)
-    w1 &= ~(forced | (need[hh.lot_account] > 0))
+    would_wash = wash.w1_blocked_lots(hh, gain, s.wash_sale_days, s.dust_shares)
+    w1 = would_wash & ~(forced | (need[hh.lot_account] > 0))
     w1_groups = np.zeros(len(hh.wash_groups), dtype=bool)
     w1_groups[hh.wash_group[hh.lot_security[w1]]] = True
     current = np.bincount(hh.asset_class[hh.lot_security], weights=hh.quantity * lot_price,
@@ -159,7 +160,7 @@ def derive(hh: Household, s: ModelSettings) -> Derived:
         tax_coef=np.zeros(hh.n_lots), lot_taxable=lot_taxable,
         lot_tradable=tradable[hh.lot_account],
         no_buy=no_buy, no_sell=no_sell, no_hold=no_hold, tau=tax_drag(hh, s), buyable=buyable,
-        w1_blocked=w1, w1_groups=w1_groups,
+        w1_blocked=w1, w1_washable=would_wash & ~w1, w1_groups=w1_groups,
         w2_group=wash.recent_loss_groups(hh, s.wash_sale_days), forced_sell=forced,
         cash_need=need, current_by_class=current, forced_cash=forced_cash,
         target_value=value + float(hh.contribution.sum() - hh.withdrawal.sum()
@@ -183,6 +184,15 @@ def loss_pool(hh: Household) -> float:
     return float(year.carryforward_st + year.carryforward_lt)
 
 
+def rate_at_position(hh: Household, d: Derived, s: ModelSettings) -> np.ndarray:
+    """Per lot, what a dollar of gain realized now costs this year at the household's
+    tax position: its rate (st_rate or lt_rate), or, with a loss pool, the value of
+    the carryforward it uses up, lt_rate x (1 + d)^-k."""
+    if loss_pool(hh) > MONEY_TOL:
+        return np.full(hh.n_lots, hh.lt_rate * s.carryforward_value)
+    return d.rate_now
+
+
 def tax_on_realized(hh: Household, d: Derived, s: ModelSettings) -> np.ndarray:
     """Objective dollars per share sold of each lot, priced at the household's tax
     position: what the sale does to this year's netted tax, minus the tax it saves
@@ -203,23 +213,14 @@ def tax_on_realized(hh: Household, d: Derived, s: ModelSettings) -> np.ndarray:
     only when rebalancing needs it, never for a sliver of value that starts a 30-day
     lockout; so are all losses when harvesting is off, and loss lots a cash need
     sells inside a W1 window (a washed loss is deferred)."""
-    pooled = loss_pool(hh) > MONEY_TOL
-    r_now = np.full(hh.n_lots, hh.lt_rate * s.carryforward_value) if pooled else d.rate_now
-    c = r_now - hh.lt_rate * s.discount
+    c = rate_at_position(hh, d, s) - hh.lt_rate * s.discount
     coef = np.where(d.lot_taxable, c * d.gain_per_share, 0.0)
     loss = coef < 0
     lot_value = hh.quantity * d.lot_price
     small = ((-coef * hh.quantity * s.tax_weight < s.harvest_min_benefit)
              | (-d.gain_per_share * hh.quantity < s.harvest_min_loss_share * lot_value))
-    no_credit = loss & (small | (not hh.tlh_enabled) | washable_lots(hh, d, s))
+    no_credit = loss & (small | (not hh.tlh_enabled) | d.w1_washable)
     return np.where(no_credit, 0.0, coef)
-
-
-def washable_lots(hh: Household, d: Derived, s: ModelSettings) -> np.ndarray:
-    """Loss lots that cash needs may sell inside a W1 window: a washed loss is
-    deferred, not realized, so the objective credits none of it."""
-    w1_any = wash.w1_blocked_lots(hh, d.gain_per_share, s.wash_sale_days, s.dust_shares)
-    return w1_any & ~d.w1_blocked
 
 
 def location_cost(hh: Household, d: Derived, s: ModelSettings, lay: Layout) -> np.ndarray:

@@ -30,10 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hearth.model.build import Derived, loss_pool
+from hearth.model.build import Derived, rate_at_position
 from hearth.model.household import Household
 from hearth.model.lp import ModelSettings
-from hearth.model.tolerances import MONEY_TOL
 
 
 @dataclass(frozen=True)
@@ -99,9 +98,8 @@ def priced_tax_per_share(hh: Household, d: Derived, s: ModelSettings) -> np.ndar
     """Objective-style priced tax per share sold of each taxable lot, gains and losses
     alike, at the household's tax position (hearth.model.build.tax_on_realized
     before its no-credit rules)."""
-    pooled = loss_pool(hh) > MONEY_TOL
-    r_now = np.full(hh.n_lots, hh.lt_rate * s.carryforward_value) if pooled else d.rate_now
-    return np.where(d.lot_taxable, (r_now - hh.lt_rate * s.discount) * d.gain_per_share, 0.0)
+    c = rate_at_position(hh, d, s) - hh.lt_rate * s.discount
+    return np.where(d.lot_taxable, c * d.gain_per_share, 0.0)
 
 
 def estimate(hh: Household, d: Derived, s: ModelSettings, sell: np.ndarray,
