@@ -967,7 +967,16 @@ def _solve_stages(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
     if s.min_trade_value > 0:
         res, n_binaries, more, fallback = enforce_min_trade(run, hh, d, s, lp, res, lower, upper)
         n_wash += more
-    res = settle_tax_budget(run, hh, d, s, lp, res, lower, upper)
+    # settling the budget re-solves, which may meet a new either/or conflict, whose
+    # resolution may move the tax again: alternate until neither changes anything
+    for _ in range(TAX_BUDGET_ROUNDS):
+        res = settle_tax_budget(run, hh, d, s, lp, res, lower, upper)
+        if s.wash_sale_method == "mip":
+            break
+        res, more = resolve_either_or(run, hh, d, lp, res, lower, upper)
+        n_wash += more
+        if not more:
+            break
     return _Stages(res, run, lower, upper, n_wash, n_binaries, fallback, warm_started, saved,
                    first_seconds)
 
