@@ -3,6 +3,7 @@
 
     python3 dev.py demo     # create .venv, install hearth, run the 1,000-household demo
     python3 dev.py test     # create .venv, install hearth with dev tools, lint, type-check, test
+                            # (as root with apt-get, also Debian's chromium for the report test)
     python3 dev.py bench    # the throughput benchmark (extra arguments are passed on)
 
 Uses only the standard library, so it runs before anything is installed.
@@ -11,6 +12,7 @@ Uses only the standard library, so it runs before anything is installed.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -40,6 +42,34 @@ def setup(extras: str) -> None:
             f.write("ok\n")
 
 
+CHROMIUM = "/usr/bin/chromium"
+
+
+def ensure_chromium() -> None:
+    """Install Debian's chromium for the report's browser test when it is missing and
+    this is root with apt-get; any failure is one printed line (that test then skips)."""
+    if os.path.exists(CHROMIUM):
+        return
+    if getattr(os, "geteuid", lambda: -1)() != 0 or shutil.which("apt-get") is None:
+        print(f"- {CHROMIUM} missing and not root with apt-get: the report's browser test "
+              "will skip (install it with: apt-get install chromium)", flush=True)
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]
+
+    def quiet(cmd: list[str]) -> bool:
+        try:  # bounded, so a held dpkg lock or a dead mirror never stalls the tests
+            return subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  check=False, timeout=900).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            return False
+
+    print("+ apt-get install chromium (for the report's browser test)", flush=True)
+    # the package lists may be missing or stale: update once and try again
+    if not quiet(install) and not (quiet(["apt-get", "update", "-qq"]) and quiet(install)):
+        print("- could not install chromium; the report's browser test will skip", flush=True)
+
+
 def main() -> None:
     what = sys.argv[1] if len(sys.argv) > 1 else "help"
     rest = sys.argv[2:]
@@ -58,6 +88,7 @@ def main() -> None:
         subprocess.run([PY, "-m", "mypy", "--config-file", os.path.join(ROOT, "pyproject.toml"),
                         "-p", "hearth.model", "-p", "hearth.io", "-p", "hearth.batch",
                         "-p", "hearth.cluster", "-m", "hearth.errors"], cwd=link, check=True)
+        ensure_chromium()
         sh(os.path.join(BIN, "pytest"), *rest)
     elif what == "bench":
         setup("dev,bench")
