@@ -98,8 +98,25 @@ def _write(path: str, name: str, table: pa.Table) -> None:
     pq.write_table(table, os.path.join(path, f"{name}.parquet"), row_group_size=256_000)
 
 
+PROFILES = ("realistic", "small")
+
+
 def generate(path: str, households: int, seed: int = 0, as_of: str = DEFAULT_AS_OF,
-             bad_fraction: float = 0.002) -> BookStats:
+             bad_fraction: float = 0.002, profile: str = "realistic") -> BookStats:
+    """Write a synthetic book of ``households`` households under ``path``.
+
+    ``profile="small"`` is the toy book (a handful of lots per position);
+    ``"realistic"`` is the default.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
+    if households < 1:
+        raise ValueError(f"households must be at least 1; got {households}")
+    return _generate_small(path, households, seed, as_of, bad_fraction)
+
+
+def _generate_small(path: str, households: int, seed: int, as_of: str,
+                    bad_fraction: float) -> BookStats:
     rng = np.random.default_rng(seed)
     os.makedirs(path, exist_ok=True)
     today = np.datetime64(as_of, "D")
