@@ -675,7 +675,8 @@ class Sweep:
         self.work, self.timeout = work, timeout
         self.clean_book = os.path.join(work, "clean")
         if not os.path.exists(os.path.join(self.clean_book, "households.parquet")):
-            generate(self.clean_book, households, seed=seed, as_of=RUN_DATE, bad_fraction=0.0)
+            generate(self.clean_book, households, seed=seed, as_of=RUN_DATE, bad_fraction=0.0,
+                     profile="small")
         self.base = read_book(self.clean_book)
         self.index = Index(self.base)
         self.clean_out = os.path.join(work, "clean-out")
@@ -759,7 +760,8 @@ def main() -> None:
         from hearth.batch.generate import generate
 
         with tempfile.TemporaryDirectory() as d:
-            generate(d, args.households, seed=args.seed, as_of=RUN_DATE, bad_fraction=0.0)
+            generate(d, args.households, seed=args.seed, as_of=RUN_DATE, bad_fraction=0.0,
+                     profile="small")
             names = [c.name for c in cases(Index(read_book(d)))]
         print("\n".join(names))
         print(f"{len(names)} cases")

@@ -11,7 +11,7 @@ from hearth.batch.generate import generate
 @pytest.fixture(scope="module")
 def small_book(tmp_path_factory):
     root = tmp_path_factory.mktemp("clibook")
-    generate(str(root), 120, seed=3, bad_fraction=0.02)
+    generate(str(root), 120, seed=3, bad_fraction=0.02, profile="small")
     return str(root)
 
 

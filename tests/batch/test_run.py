@@ -26,7 +26,7 @@ CONFIG = RunConfig(shard_size=64)
 @pytest.fixture(scope="module")
 def book(tmp_path_factory):
     root = tmp_path_factory.mktemp("book")
-    generate(str(root), N, seed=7)
+    generate(str(root), N, seed=7, profile="small")
     return str(root)
 
 

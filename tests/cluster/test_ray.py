@@ -72,7 +72,7 @@ def _tables(out: str) -> dict:
 
 def test_ray_cluster_gives_the_local_executors_rows(ray_cluster, tmp_path):
     book = str(tmp_path / "book")
-    generate(book, 600, seed=11)
+    generate(book, 600, seed=11, profile="small")
     config = RunConfig(shard_size=50)
     local_out, ray_out = str(tmp_path / "local"), str(tmp_path / "ray")
     local = run_book(book, local_out, DEFAULT_AS_OF, config, LocalExecutor(workers=1),

@@ -53,7 +53,7 @@ def _view(out, run_date=D) -> dict[str, list[tuple]]:
 @pytest.fixture(scope="module")
 def book(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("book"))
-    generate(root, N, seed=3, bad_fraction=0.05)
+    generate(root, N, seed=3, bad_fraction=0.05, profile="small")
     return root
 
 

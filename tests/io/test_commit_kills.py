@@ -60,7 +60,7 @@ class Env:
     def __init__(self, root: str) -> None:
         self.root = root
         self.book = os.path.join(root, "book")
-        generate(self.book, N, seed=1, bad_fraction=0.05)
+        generate(self.book, N, seed=1, bad_fraction=0.05, profile="small")
         self.new_cfg = os.path.join(root, "new.toml")
         self.old_cfg = os.path.join(root, "old.toml")
         with open(self.new_cfg, "w") as f:

@@ -57,7 +57,7 @@ def test_a_run_while_another_holds_the_date_exits_4_and_touches_nothing(tmp_path
     from hearth.batch.generate import generate
 
     book, out = str(tmp_path / "book"), str(tmp_path / "out")
-    generate(book, 20, seed=3)
+    generate(book, 20, seed=3, profile="small")
     with RunLock(out, "2026-11-20"):
         before = sorted(os.listdir(out))
         done = subprocess.run([sys.executable, "-m", "hearth.batch.cli", "run", book, out,
