@@ -189,6 +189,7 @@ class Proposals:
     messages: dict[str, str]
     hearth_wash_sales: int
     unknown_lots: int
+    notional_by_reason: dict[str, np.ndarray]  # per household, buys + sells of the run
 
 
 def read_proposals(book: Book, ledger: Ledger, out: str, run_date: str, acct_index: dict[str, int],
@@ -201,6 +202,11 @@ def read_proposals(book: Book, ledger: Ledger, out: str, run_date: str, acct_ind
     t = trades.to_pydict()
     lot_index = {lid: i for i, lid in enumerate(ledger.lot_ids.tolist())}
     sells, buys, unknown = [], [], 0
+    by_reason: dict[str, np.ndarray] = {}
+    hh_index = {h: i for i, h in enumerate(book.hh_ids.tolist())}
+    for hid, reason, notional in zip(t["household_id"], t["reason"], t["notional"]):
+        row = by_reason.setdefault(reason or "none", np.zeros(book.n_hh))
+        row[hh_index[hid]] += abs(float(notional))
     for side, lot, acct, sec, q in zip(t["side"], t["lot_id"], t["account_id"], t["security_id"],
                                        t["quantity"]):
         if side == "sell":
@@ -211,7 +217,7 @@ def read_proposals(book: Book, ledger: Ledger, out: str, run_date: str, acct_ind
         else:
             buys.append((acct_index[acct], sec_index[sec], float(q)))
     washes = int(np.sum(t["wash_sale"])) if "wash_sale" in t else 0
-    return Proposals(sorted(sells), sorted(buys), status, messages, washes, unknown)
+    return Proposals(sorted(sells), sorted(buys), status, messages, washes, unknown, by_reason)
 
 
 # -- one market path -------------------------------------------------------------------------
@@ -247,6 +253,7 @@ def simulate_path(book: Book, path: str, years: int, seed: int, config: RunConfi
     failure_kinds: dict[str, int] = {}
     hearth_washes = 0
     run_seconds = 0.0
+    reason_turnover: dict[str, np.ndarray] = {}  # sum over months of notional / 2 / value
     for m in range(months):
         today = day(dates[m])
         run_date = str(dates[m])
@@ -283,6 +290,9 @@ def simulate_path(book: Book, path: str, years: int, seed: int, config: RunConfi
         ok = np.array([prop.status.get(h) in ("traded", "no_trade") for h in book.hh_ids.tolist()])
         ledger.settle_cash(ok[book.acct_hh])
         series["hearth"].record(m, book, ledger, prices)
+        for reason, notional in prop.notional_by_reason.items():
+            acc = reason_turnover.setdefault(reason, np.zeros(book.n_hh))
+            acc += notional / 2 / np.maximum(series["hearth"].value[m], 1.0)
         # -- naive -------------------------------------------------------------------------
         ledger = ledgers["naive"]
         withdrawal = _cap_withdrawal(ledger, book.withdrawal + ledger.pending_withdrawal, prices)
@@ -313,6 +323,9 @@ def simulate_path(book: Book, path: str, years: int, seed: int, config: RunConfi
     result = summarize(book, path, months / 12, ledgers, series, atv, statuses, failures,
                        hearth_washes, time.perf_counter() - t0, run_seconds)
     result["hearth_failure_kinds"] = dict(sorted(failure_kinds.items(), key=lambda kv: -kv[1]))
+    result["hearth_turnover_by_reason"] = {
+        k: float(v.mean() / (months / 12) * 100)
+        for k, v in sorted(reason_turnover.items(), key=lambda kv: -kv[1].sum())}
     return result
 
 
@@ -350,6 +363,8 @@ def summarize(book: Book, path: str, years: float, ledgers: dict[str, Ledger],
             "equity_tilt_abs_pts": float(np.abs(s.tilt.mean(axis=0)).mean()),
             "idle_cash_pct": float(s.idle.mean()),
             "turnover_pct_per_year": float(s.turnover.sum(axis=0).mean() / years * 100),
+            "turnover_after_first_run_pct_per_year":
+                float(s.turnover[1:].sum(axis=0).mean() / max(years - 1 / 12, 1e-9) * 100),
             "taxes_bps_per_year": float((led.taxes_paid / mean_value).mean() / years * 1e4),
             "cg_tax_bps_per_year": float((led.cg_tax_paid / mean_value).mean() / years * 1e4),
             "div_tax_bps_per_year": float((led.div_tax_paid / mean_value).mean() / years * 1e4),
@@ -376,6 +391,7 @@ ROWS = [
     ("equity tilt, pts", "equity_tilt_pts", lambda v: f"{v:+.2f}"),
     ("idle cash over target, %", "idle_cash_pct", lambda v: f"{v:.2f}"),
     ("turnover, %/yr", "turnover_pct_per_year", lambda v: f"{v:.1f}"),
+    ("  after the first run", "turnover_after_first_run_pct_per_year", lambda v: f"{v:.1f}"),
     ("taxes paid, bps/yr", "taxes_bps_per_year", lambda v: f"{v:.1f}"),
     ("  capital gains", "cg_tax_bps_per_year", lambda v: f"{v:.1f}"),
     ("  dividends", "div_tax_bps_per_year", lambda v: f"{v:.1f}"),
@@ -424,6 +440,10 @@ def table(r: dict) -> str:
         else:
             hv, nv = fmt(h[key]), fmt(n[key])
         lines.append(f"{label:34s}{hv:>18s}{nv:>18s}")
+    by_reason = r.get("hearth_turnover_by_reason", {})
+    if by_reason:
+        lines.append("hearth turnover by trade reason, %/yr: "
+                     + ", ".join(f"{k} {v:.1f}" for k, v in by_reason.items()))
     lines.append(f"wash sales hearth declared in trades.wash_sale: {r['hearth_declared_wash_sales']:,}")
     lines.append("hearth statuses (household-months): "
                  + ", ".join(f"{k} {v:,}" for k, v in sorted(r["hearth_statuses"].items())))
