@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -24,6 +25,8 @@ import numpy as np
 
 import hearth
 from hearth.batch.config import RunConfig
+from hearth.batch.log import get as get_logger
+from hearth.batch.log import is_terminal
 from hearth.batch.pipeline import STAGES, ShardOutput
 from hearth.io.lock import RunLock
 from hearth.io.read import fingerprints, open_book
@@ -32,6 +35,10 @@ from hearth.io.validate import exceptions_table, unkeyed_rows, validate
 from hearth.io.write import RunWriter, manifest_path, previous_warm_state
 
 VALIDATION = -1  # the pseudo-shard that carries the whole-book validation exceptions
+# In the driver: "prepare" (read, validate, shard) and "write" (staging) are wall-clock
+# seconds; the shard stages are measured in each worker and summed over all of them.
+DRIVER_STAGES = ("prepare", "write")
+log = get_logger("run")
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,10 @@ class RunSummary:
             "  status: " + ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items())),
             f"  trades: {self.trades}   exceptions: {self.exceptions}   "
             f"median model size: {self.median_model_cols:.0f} columns",
-            "  stages (s): " + ", ".join(f"{k} {v:.2f}" for k, v in self.stage_seconds.items()),
+            "  wall (s): " + ", ".join([f"run {self.seconds:.2f}", *(
+                f"{k} {v:.2f}" for k, v in self.stage_seconds.items() if k in DRIVER_STAGES)]),
+            "  summed over workers (s, about CPU): " + ", ".join(
+                f"{k} {v:.2f}" for k, v in self.stage_seconds.items() if k not in DRIVER_STAGES),
             f"  outputs: {self.output}/{{trades,household_results,exceptions}}/"
             f"run_date={self.run_date}/",
             f"  manifest: {self.manifest}",
@@ -102,18 +112,25 @@ class RunSummary:
 
 
 class Progress:
-    """Households done, rate and time left: a live line on a terminal, structured
-    log lines (JSON, at most every few seconds) otherwise."""
+    """Households done, rate and time left: a live line on a terminal, a ``progress``
+    log event (at most every few seconds) otherwise; nothing while the ``hearth``
+    logger is not enabled for INFO (``-q``, or a program that configured no logging)."""
 
-    def __init__(self, total: int, stream=None, every: float = 5.0) -> None:
+    def __init__(self, total: int, stream=None, every: float = 5.0, run_id: str | None = None,
+                 logger: logging.Logger | None = None) -> None:
         stream = stream if stream is not None else sys.stderr  # the stream of now, not of import
         self.total, self.done, self.stream, self.every = total, 0, stream, every
         self.t0 = time.perf_counter()
         self.last = 0.0
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.run_id = run_id
+        self.log = logger if logger is not None else log
+        self.on = self.log.isEnabledFor(logging.INFO)
+        self.tty = is_terminal(stream)
 
     def advance(self, n: int) -> None:
         self.done += n
+        if not self.on:
+            return
         now = time.perf_counter()
         elapsed = now - self.t0
         rate = self.done / elapsed if elapsed > 0 else 0.0
@@ -127,11 +144,10 @@ class Progress:
             self.stream.flush()
         elif now - self.last >= self.every or self.done >= self.total:
             self.last = now
-            self.stream.write(json.dumps({"event": "progress", "done": self.done,
-                                          "total": self.total, "per_s": round(rate, 1),
-                                          "eta_s": round(left, 1) if left == left else None})
-                              + "\n")
-            self.stream.flush()
+            self.log.info("%d/%d households", self.done, self.total, extra={
+                "event": "progress", "run_id": self.run_id, "done": self.done,
+                "total": self.total, "per_s": round(rate, 1),
+                "eta_s": round(left, 1) if left == left else None})
 
 
 def make_run_id(run_date: str, prints: dict[str, Any], config: RunConfig) -> str:
@@ -164,10 +180,14 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
     open_book(input_root, con)
     prints = fingerprints(con)
     run_id = make_run_id(run_date, prints, config)
+    log.info("run %s for %s: %s -> %s", run_id, run_date, input_root, output,
+             extra={"event": "start", "run_id": run_id, "executor": executor.name})
     writer = RunWriter(output, run_date, run_id)
     done = writer.recover()  # an interrupted commit of this date is finished or undone first
     if done is not None:  # it was this run's own: the night is committed, nothing to redo
         con.close()
+        log.info("completed the interrupted commit %s", done.get("commit"),
+                 extra={"event": "recovered", "run_id": run_id})
         return _recovered_summary(done, output, config, time.perf_counter() - t_start)
     spill = os.path.join(writer.staging, "duckdb.tmp")
     con.execute(f"SET temp_directory = '{spill}'")  # past the memory cap DuckDB spills here
@@ -200,8 +220,12 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
     if shard_filter is not None:
         tasks = shard_filter(tasks)
     resumed = len(done_meta)
+    log.info("%d households in %d shards; %d shard(s) finished in staging are reused",
+             plan.n_households, len(plan.shards), resumed,
+             extra={"event": "shards", "run_id": run_id, "shards": len(plan.shards),
+                    "resumed": resumed, "households": plan.n_households})
 
-    bar = Progress(plan.n_households) if progress else None
+    bar = Progress(plan.n_households, run_id=run_id) if progress else None
     if bar:
         bar.advance(sum(m["households"] for m in done_meta))
     metas = list(done_meta)
@@ -215,6 +239,9 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
         writer.write_shard(out.shard, out.tables, meta)
         meta["seconds"] = dict(out.seconds, write=time.perf_counter() - t0)
         metas.append(meta)
+        log.debug("shard done: %d households", out.n_households,
+                  extra={"event": "shard", "run_id": run_id, "shard": out.shard,
+                         "statuses": out.statuses, "worker": out.worker})
         if bar:
             bar.advance(out.n_households)
 
@@ -265,6 +292,8 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
         "status": "committed",
     }
     path = writer.commit(manifest, [VALIDATION, *plan.shards])
+    log.info("committed %d households, %d trades: %s", households, n_trades, path,
+             extra={"event": "committed", "run_id": run_id, "statuses": statuses})
     return RunSummary(run_id=run_id, run_date=run_date, output=output, manifest=path,
                       households=households, statuses=statuses, trades=n_trades,
                       exceptions=n_exc, seconds=elapsed, stage_seconds=stage,

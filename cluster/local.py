@@ -4,12 +4,22 @@
 The pool is started when the executor is made, so the workers import numpy,
 DuckDB and HiGHS while the driver is still reading and sharding the book. A worker
 that dies ends the run with :class:`hearth.errors.ExecutionError` (retryable: exit
-code 5); every shard finished before it stays in staging for the resume."""
+code 5); every shard finished before it stays in staging for the resume.
+
+Stopping: anything that leaves :meth:`LocalExecutor.run` other than by finishing
+(``Stopped`` from SIGTERM/SIGINT, ``KeyboardInterrupt``, a dead worker) ends every
+worker at once (SIGTERM, then SIGKILL after a grace period) instead of waiting for
+the shards in flight; :meth:`close` does the same for a pool that is still warming
+up. The workers are started with SIGINT blocked, so a Ctrl-C that reaches the
+whole process group stops only the driver, which then ends them: no worker prints a
+``KeyboardInterrupt`` traceback, and no worker outlives the run."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
+import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -22,6 +32,9 @@ from hearth.errors import ExecutionError
 # A worker killed (OOM killer, SIGKILL) breaks the whole pool; the finished shards are
 # in staging, so the same command picks up where this one stopped.
 WORKER_DIED = "a worker process died; re-run the same command to resume"
+# Seconds a worker has between SIGTERM and SIGKILL: a shard in a worker holds no state
+# worth saving (the driver writes staging), so this only covers a slow exit.
+END_GRACE = 3.0
 
 
 def _run(task: ShardTask, config: RunConfig) -> ShardOutput:
@@ -33,11 +46,31 @@ def _ready() -> int:
     return os.getpid()  # importing this module in the worker is the warm-up
 
 
+def end_processes(procs: list[mp.process.BaseProcess], grace: float = END_GRACE) -> None:
+    """SIGTERM every process, wait up to ``grace`` seconds, SIGKILL the rest, reap all."""
+    for p in procs:
+        if p.is_alive():
+            try:
+                p.terminate()
+            except (OSError, ValueError):  # already gone / already closed
+                pass
+    for p in procs:
+        try:
+            p.join(grace)
+            if p.is_alive():
+                p.kill()
+                p.join(grace)
+        except (OSError, ValueError, AssertionError):
+            pass
+
+
 class LocalExecutor:
     name = "local"
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers if workers is not None else (os.cpu_count() or 1)
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1; got {self.workers}")
         self._pool: ProcessPoolExecutor | None = None
         if self.workers > 1:
             self._start()
@@ -45,10 +78,47 @@ class LocalExecutor:
     def _start(self) -> ProcessPoolExecutor:
         if self._pool is None:
             ctx = mp.get_context("spawn")  # no fork of a process holding DuckDB threads
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
-            for _ in range(self.workers):
-                self._pool.submit(_ready)
+            # Every worker is spawned by the submits below (3.11+ spawns one per submit up to
+            # max_workers), from this thread, so they all inherit the blocked SIGINT; a
+            # SIGINT that arrives meanwhile stays pending here and is handled on unblock.
+            main = threading.current_thread() is threading.main_thread()
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if main else None
+            try:
+                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+                for _ in range(self.workers):
+                    self._pool.submit(_ready)
+            finally:
+                if old is not None:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, old)
         return self._pool
+
+    def start(self) -> None:
+        """Start the worker pool now (the constructor already does when workers > 1)."""
+        if self.workers > 1:
+            self._start()
+
+    def worker_pids(self) -> list[int]:
+        pool = self._pool
+        procs = getattr(pool, "_processes", None) or {}
+        return [p.pid for p in list(procs.values()) if p.pid is not None]
+
+    def close(self) -> None:
+        """End the pool's workers now (idempotent)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        # No public way to stop running tasks before Python 3.14's terminate_workers():
+        # the processes are ended directly, then the pool notices and shuts down.
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        end_processes(procs)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> LocalExecutor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def run(self, tasks: list[ShardTask], config: RunConfig,
             on_result: Callable[[ShardOutput], None]) -> None:
@@ -57,6 +127,7 @@ class LocalExecutor:
                 on_result(_run(t, config))
             return
         pool = self._start()
+        finished = False
         try:
             pending: set[Future] = set()
             queue = list(tasks)
@@ -74,8 +145,12 @@ class LocalExecutor:
                     on_result(out)
                 if lost is not None:
                     raise lost
+            finished = True
         except BrokenProcessPool as e:
             raise ExecutionError(WORKER_DIED) from e
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+            if finished:
+                pool.shutdown(wait=True)
+                self._pool = None
+            else:  # stopped, or a worker died: the shards in flight are not waited for
+                self.close()

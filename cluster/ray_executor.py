@@ -5,10 +5,22 @@ tasks in flight per CPU, results handled in completion order with ``ray.wait``.
 
 Workers read their shard from the prepared folder, so every node must see the
 run's output path (a shared filesystem or an object-store URI).
+
+Connecting comes first (:meth:`RayExecutor.start`, before the book is read) and is
+bounded: an address that does not accept a connection within ``connect_timeout``
+seconds is :class:`hearth.errors.ExecutionError` (retryable, exit code 5), and so is
+a Ray that does not finish connecting in that time. Anything that leaves
+:meth:`RayExecutor.run` other than by finishing (SIGTERM/SIGINT, a failed shard)
+force-cancels the tasks in flight, which ends the Ray worker processes running
+them; a local Ray instance this executor started is shut down with all its
+processes.
 """
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Callable
 
 import ray
@@ -16,6 +28,7 @@ import ray
 from hearth.batch.config import RunConfig
 from hearth.batch.pipeline import ShardOutput, run_shard
 from hearth.batch.run import ShardTask
+from hearth.cluster import DEFAULT_CONNECT_TIMEOUT
 from hearth.errors import ExecutionError
 
 
@@ -27,30 +40,106 @@ def _shard_task(task: ShardTask, config: RunConfig) -> ShardOutput:
     return out
 
 
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``host:port`` of an address (``ray://`` prefix allowed); None for ``auto``/``local``."""
+    rest = address.split("://", 1)[1] if "://" in address else address
+    if rest in ("auto", "local") or ":" not in rest:
+        return None
+    host, _, port = rest.rpartition(":")
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        return None
+
+
+def _wait_reachable(address: str, deadline: float) -> None:
+    """Retry a TCP connect to the address until it is accepted or the deadline passes."""
+    target = _host_port(address)
+    if target is None:
+        return
+    last: OSError | None = None
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ExecutionError(
+                f"the Ray cluster at {address} is unreachable ({last}); check --address and "
+                "that the cluster is up, then re-run the same command")
+        try:
+            with socket.create_connection(target, timeout=min(left, 5.0)):
+                return
+        except OSError as e:
+            last = e
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+
 class RayExecutor:
     name = "ray"
 
     def __init__(self, address: str | None = None, workers: int | None = None,
-                 in_flight_per_cpu: int = 2) -> None:
+                 in_flight_per_cpu: int = 2,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
         self.address = address
         self.workers = workers
         self.in_flight_per_cpu = in_flight_per_cpu
+        self.connect_timeout = connect_timeout
         self.nodes_used: set[str] = set()
+        self._started_here = False
+
+    def start(self) -> None:
+        """Connect to ``address`` (or start a local Ray) unless Ray is up already."""
+        if ray.is_initialized():
+            return
+        deadline = time.monotonic() + self.connect_timeout
+        if self.address:
+            _wait_reachable(self.address, deadline)
+        kwargs = {"address": self.address} if self.address else {
+            "num_cpus": self.workers, "include_dashboard": False}
+        failure: list[BaseException] = []
+
+        def connect() -> None:
+            try:
+                ray.init(log_to_driver=False, configure_logging=False, **kwargs)
+            except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+                failure.append(e)
+
+        # ray.init retries a silent address for minutes; it runs in a daemon thread so
+        # the wait for it is bounded.
+        t = threading.Thread(target=connect, name="hearth-ray-connect", daemon=True)
+        t.start()
+        t.join(max(1.0, deadline - time.monotonic()) if self.address else None)
+        if t.is_alive():
+            raise ExecutionError(
+                f"the Ray cluster at {self.address} did not answer within "
+                f"{self.connect_timeout:.0f}s; check --address, then re-run the same command")
+        if failure:
+            e = failure[0]
+            where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
+            raise ExecutionError(f"could not connect to {where}: {e}") from e
+        self._started_here = True
+
+    def close(self) -> None:
+        """Disconnect from the cluster (a local instance started here ends with it)."""
+        if self._started_here:
+            self._started_here = False
+            ray.shutdown()
+
+    def __enter__(self) -> RayExecutor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def run(self, tasks: list[ShardTask], config: RunConfig,
             on_result: Callable[[ShardOutput], None]) -> None:
-        started_here = False
-        if not ray.is_initialized():
-            kwargs = {"address": self.address} if self.address else {
-                "num_cpus": self.workers, "include_dashboard": False}
-            ray.init(log_to_driver=False, configure_logging=False, **kwargs)
-            started_here = True
+        self.start()
+        pending: list = []
+        finished = False
         try:
             cpus = int(ray.cluster_resources().get("CPU", 1))
             limit = max(1, (self.workers or cpus) * self.in_flight_per_cpu)
             config_ref = ray.put(config)
             queue = list(tasks)
-            pending: list = []
             while queue or pending:
                 while queue and len(pending) < limit:
                     pending.append(_shard_task.remote(queue.pop(0), config_ref))
@@ -62,6 +151,12 @@ class RayExecutor:
                         raise ExecutionError(f"a shard failed on the Ray cluster: {e}") from e
                     self.nodes_used.add(out.worker)
                     on_result(out)
+            finished = True
         finally:
-            if started_here:
-                ray.shutdown()
+            if not finished:
+                for ref in pending:  # force: the worker process running the task is ended
+                    try:
+                        ray.cancel(ref, force=True)
+                    except Exception:  # noqa: BLE001 - best effort on the way out
+                        pass
+            self.close()
