@@ -211,8 +211,9 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
             model_cols.append(outcome.n_col)
         solved += outcome.solves > 0
         if outcome.warm is not None:
-            warm_out.add(household_id=hid, structure=outcome.warm.structure,
+            warm_out.add(household_id=hid, col_keys=list(outcome.warm.col_keys),
                          col_status=outcome.warm.col_status.tobytes(),
+                         row_keys=list(outcome.warm.row_keys),
                          row_status=outcome.warm.row_status.tobytes())
 
         t_c = time.perf_counter()

@@ -57,8 +57,9 @@ from hearth.errors import CommitError
 from hearth.io.contract import OUTPUT_SCHEMAS
 
 WARM_SCHEMA = pa.schema([
-    ("household_id", pa.string()), ("structure", pa.string()),
-    ("col_status", pa.binary()), ("row_status", pa.binary()),
+    ("household_id", pa.string()),
+    ("col_keys", pa.list_(pa.string())), ("col_status", pa.binary()),
+    ("row_keys", pa.list_(pa.string())), ("row_status", pa.binary()),
 ])
 TABLES = dict(OUTPUT_SCHEMAS, warm=WARM_SCHEMA)
 # manifest count that each table's rows must add up to

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,19 +123,3 @@ class LinearProgram:
     @property
     def n_row(self) -> int:
         return len(self.row_lower)
-
-    def structure_key(self, lot_ids: tuple[str, ...], account_ids: tuple[str, ...],
-                      security_ids: tuple[str, ...], classes: tuple[str, ...]) -> str:
-        """A stable identity of the columns and rows, so a saved basis is only reused
-        when tomorrow's model has the same variables in the same order."""
-        lay = self.layout
-        h = hashlib.blake2b(digest_size=12)
-        for names in (lot_ids, account_ids, security_ids, classes):
-            h.update("\x1f".join(names).encode())
-            h.update(b"\x1e")
-        for arr in (lay.sell_lot, lay.sell_mult, lay.buy_account, lay.buy_security):
-            h.update(np.ascontiguousarray(arr).tobytes())
-            h.update(b"\x1e")
-        h.update(repr(sorted(lay.rows.items())).encode())
-        h.update(repr(sorted((k, len(v)) for k, v in lay.elastic.items())).encode())
-        return h.hexdigest()

@@ -40,6 +40,7 @@ from hearth.model.household import TAXABLE, Household
 from hearth.model.lp import LinearProgram, ModelSettings
 from hearth.model.tax import tax_due
 from hearth.model.tolerances import MONEY_TOL, QTY_RTOL
+from hearth.model.warm import WarmStart, map_basis, save_basis
 from hearth.model.wash import GAIN_EPS
 
 DUST = 0.005  # dollars: solver noise below half a cent is not a trade
@@ -75,13 +76,6 @@ class Proposal:
                         buy_quantity=np.zeros(0),
                         final_cash=hh.cash + hh.contribution - hh.withdrawal,
                         disallowed_loss=np.zeros(hh.n_lots))
-
-
-@dataclass(frozen=True)
-class WarmStart:
-    structure: str
-    col_status: np.ndarray
-    row_status: np.ndarray
 
 
 @dataclass(eq=False)
@@ -944,12 +938,13 @@ class _Stages:
 
 
 def _solve_stages(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
-                  lp: LinearProgram, warm: WarmStart | None, structure: str) -> _Stages:
+                  lp: LinearProgram, warm: WarmStart | None) -> _Stages:
     """Stages 3 to 7 of the module docstring on one loaded model."""
     solver.load(lp)
     warm_started = False
-    if warm is not None and warm.structure == structure:
-        warm_started = solver.set_basis(warm.col_status, warm.row_status)
+    if warm is not None:
+        col_status, row_status, matched = map_basis(hh, lp, warm)
+        warm_started = matched > 0 and solver.set_basis(col_status, row_status)
     run = _Run(solver, lp, s, d.target_value)
     lower, upper = lp.lower.copy(), lp.upper.copy()
     n_wash = 0
@@ -959,7 +954,7 @@ def _solve_stages(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
     first_seconds = run.seconds
     saved = None
     if run.first_basis is not None and s.objective != "lexicographic":
-        saved = WarmStart(structure, run.first_basis[0], run.first_basis[1])
+        saved = save_basis(hh, lp, run.first_basis[0], run.first_basis[1])
     res = clear_w1_pools(run, hh, d, s, lp, res, lower, upper)
     if s.wash_sale_method != "mip":
         res, n_wash = resolve_either_or(run, hh, d, lp, res, lower, upper)
@@ -1034,21 +1029,20 @@ def solve_household(hh: Household, s: ModelSettings, solver: Solver,
             return Outcome("no_trade", message, Proposal.empty(hh), derived=d)
 
     lp = build(hh, s, d)
-    structure = lp.structure_key(hh.lot_ids, hh.account_ids, hh.security_ids, hh.classes)
     try:
-        return _solve_built(hh, d, s, solver, lp, warm, structure)
+        return _solve_built(hh, d, s, solver, lp, warm)
     except Unresolvable as e:
         return Outcome("infeasible", str(e), Proposal.empty(hh), derived=d, n_col=lp.n_col,
                        n_row=lp.n_row, solves=1)
 
 
 def _solve_built(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
-                 lp: LinearProgram, warm: WarmStart | None, structure: str) -> Outcome:
+                 lp: LinearProgram, warm: WarmStart | None) -> Outcome:
     extra_seconds, extra_iterations, extra_solves = 0.0, 0, 0
     used_mip = False
     if s.whole_shares and lp.integrality is not None:
         relaxed = dataclasses.replace(lp, integrality=None)
-        st = _solve_stages(hh, d, s, solver, relaxed, warm, structure)
+        st = _solve_stages(hh, d, s, solver, relaxed, warm)
         rounded = round_whole_shares(hh, d, s, relaxed, st)
         if rounded is not None:
             st.res, lp = rounded, relaxed
@@ -1056,9 +1050,9 @@ def _solve_built(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
             used_mip = True
             extra_seconds, extra_iterations = st.run.seconds, st.run.iterations
             extra_solves = st.run.solves
-            st = _solve_stages(hh, d, s, solver, lp, warm, structure)
+            st = _solve_stages(hh, d, s, solver, lp, warm)
     else:
-        st = _solve_stages(hh, d, s, solver, lp, warm, structure)
+        st = _solve_stages(hh, d, s, solver, lp, warm)
     run, res = st.run, st.res
     n_wash, n_binaries, fallback = st.n_wash, st.n_binaries, st.fallback
     warm_started, saved, first_seconds = st.warm_started, st.saved, st.first_seconds

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -236,13 +238,20 @@ def test_derive_prices_short_and_long_lots(harvestable):
     assert d.tax_coef[1] == 0.0  # bought at cost
 
 
-def test_warm_start_falls_back_to_cold_when_the_structure_changed(harvestable, solver, household):
+def test_warm_start_by_identity_survives_a_new_lot_and_gives_the_cold_answer(harvestable, solver,
+                                                                             household):
     cold = solve_household(harvestable(withdrawal=[500.0]), S, solver)
     changed = harvestable(withdrawal=[500.0], lot_ids=("vti", "bnd", "vti2"),
                           lot_account=[0, 0, 0], lot_security=[0, 3, 0],
                           quantity=[100.0, 100.0, 5.0], cost_basis=[13_000.0, 10_000.0, 400.0],
                           acquired=["2026-06-01", "2020-01-02", "2021-01-04"])
     out = solve_household(changed, S, solver, cold.warm)
-    assert not out.warm_started and out.status == "traded"
+    assert out.warm_started and out.status == "traded"  # the columns of vti and bnd are found
     again = solve_household(changed, S, solver)
+    assert not again.warm_started
     assert np.allclose(out.proposal.sell, again.proposal.sell)
+    assert np.allclose(out.proposal.buy_quantity, again.proposal.buy_quantity)
+    # a basis none of whose keys exist tonight is no warm start
+    stranger = solve_household(harvestable(withdrawal=[500.0], lot_ids=("x1", "x2")), S, solver,
+                               dataclasses.replace(cold.warm, row_keys=("nope",)))
+    assert stranger.status == "traded"
