@@ -171,7 +171,7 @@ def _svg(width: int, height: int, title: str, body: str) -> str:
             f"{body}</svg>")
 
 
-def _short(label: str, n: int = 30) -> str:
+def _short(label: str, n: int = 24) -> str:
     return label if len(label) <= n else label[:n - 1] + "…"
 
 
@@ -180,7 +180,7 @@ def bars(items: Sequence[tuple[str, float]], fmt: Callable[[Any], str], title: s
     """Horizontal bars, one per (label, value), longest scaled to the plot's width."""
     if not items:
         return '<p class="none">nothing to plot</p>'
-    label_w, bar_w, value_w, row_h = 210, 300, 110, 24
+    label_w, bar_w, value_w, row_h = 160, 260, 100, 24
     top = max((abs(v) for _, v in items), default=0.0) or 1.0
     parts = []
     for i, (label, value) in enumerate(items):
