@@ -91,7 +91,8 @@ class RunConfig(BaseModel):
     """DuckDB's memory cap for reading, validating and sharding the whole book (it
     spills to disk beyond it), so the driver's memory does not grow with the book."""
     shard_size: int = Field(500, ge=1)
-    """Households per shard (the unit of work and of memory)."""
+    """Households per shard, on average: shards are cut by estimated cost (lots and
+    accounts), at least 4 per worker, so a shard of large households holds fewer."""
     failure_rate_limit: float = Field(0.05, ge=0, le=1)
     """Share of households in error/infeasible above which the run exits with code 3."""
     review_turnover: float = Field(0.20, ge=0)

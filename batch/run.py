@@ -28,6 +28,7 @@ from hearth.batch.config import RunConfig
 from hearth.batch.log import get as get_logger
 from hearth.batch.log import is_terminal
 from hearth.batch.pipeline import STAGES, ShardOutput
+from hearth.batch.report import write_report
 from hearth.io.lock import RunLock
 from hearth.io.read import fingerprints, open_book
 from hearth.io.shards import ShardPlan, prepare
@@ -188,6 +189,7 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
         con.close()
         log.info("completed the interrupted commit %s", done.get("commit"),
                  extra={"event": "recovered", "run_id": run_id})
+        _report(output, run_date, run_id)
         return _recovered_summary(done, output, config, time.perf_counter() - t_start)
     spill = os.path.join(writer.staging, "duckdb.tmp")
     con.execute(f"SET temp_directory = '{spill}'")  # past the memory cap DuckDB spills here
@@ -198,16 +200,19 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
         validate(con, run_date)
         exc = exceptions_table(con, run_id)
         unkeyed = unkeyed_rows(con)
-        plan = prepare(con, writer.prep_root, config.shard_size)
+        plan = prepare(con, writer.prep_root, config.shard_size,
+                       workers=int(getattr(executor, "workers", None) or os.cpu_count() or 1))
         writer.write_shard(VALIDATION, {"exceptions": exc}, {"validation_exceptions": exc.num_rows})
         prep_info = {"shards": list(plan.shards),
                      "households_per_shard": list(plan.households_per_shard),
+                     "cost_per_shard": list(plan.cost_per_shard),
                      "validation_exceptions": exc.num_rows, "unkeyed_rows": unkeyed}
         writer.mark_prep_done(prep_info)
     con.close()
     prep_seconds = time.perf_counter() - t_prep
     plan = ShardPlan(writer.prep_root, tuple(prep_info["shards"]),
-                     tuple(prep_info["households_per_shard"]))
+                     tuple(prep_info["households_per_shard"]),
+                     tuple(prep_info.get("cost_per_shard", ())))
     warm_root = previous_warm_state(output, run_date) if config.warm_start else None
 
     tasks, done_meta = [], []
@@ -217,6 +222,9 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
             done_meta.append(meta)
         else:
             tasks.append(ShardTask(plan.root, shard, run_id, run_date, warm_root, n))
+    # costliest shards first (longest processing time first): the last to finish are small
+    cost = dict(zip(plan.shards, plan.cost_per_shard))
+    tasks.sort(key=lambda t: (-cost.get(t.shard, 0), t.shard))
     if shard_filter is not None:
         tasks = shard_filter(tasks)
     resumed = len(done_meta)
@@ -294,12 +302,25 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
     path = writer.commit(manifest, [VALIDATION, *plan.shards])
     log.info("committed %d households, %d trades: %s", households, n_trades, path,
              extra={"event": "committed", "run_id": run_id, "statuses": statuses})
+    _report(output, run_date, run_id)
     return RunSummary(run_id=run_id, run_date=run_date, output=output, manifest=path,
                       households=households, statuses=statuses, trades=n_trades,
                       exceptions=n_exc, seconds=elapsed, stage_seconds=stage,
                       median_model_cols=manifest["median_model_cols"],
                       exit_code=_exit_code(statuses, config), resumed_shards=resumed,
                       extra={"totals": totals, "unkeyed_rows": unkeyed})
+
+
+def _report(output: str, run_date: str, run_id: str) -> None:
+    """The night's HTML report beside its manifest. The night is committed before
+    it is written, so a report that fails costs a warning, never the run."""
+    try:
+        where = write_report(output, run_date)
+    except Exception as e:  # noqa: BLE001 - the outputs are committed; say so and go on
+        log.warning("the run report could not be written: %s: %s", type(e).__name__, e,
+                    extra={"event": "report_failed", "run_id": run_id})
+        return
+    log.info("report: %s", where, extra={"event": "report", "run_id": run_id})
 
 
 def _exit_code(statuses: dict[str, int], config: RunConfig) -> int:

@@ -60,11 +60,20 @@ REFERENCE = {
 }
 
 
+# The estimated cost of solving a household, in lot-equivalents: model size (and
+# solve time) grows with its lots; each account adds cash and buy columns and a row.
+COST_PER_HOUSEHOLD = 40
+COST_PER_ACCOUNT = 20
+# Shards per worker at least, so the last shards to finish are small against the run.
+SHARDS_PER_WORKER = 4
+
+
 @dataclass(frozen=True)
 class ShardPlan:
     root: str  # the prepared folder
     shards: tuple[int, ...]
     households_per_shard: tuple[int, ...]
+    cost_per_shard: tuple[int, ...] = ()
 
     @property
     def n_households(self) -> int:
@@ -75,15 +84,39 @@ def _sql_path(path: str) -> str:
     return "'" + path.replace("'", "''") + "'"
 
 
-def prepare(con: duckdb.DuckDBPyConnection, root: str, shard_size: int) -> ShardPlan:
+def shard_by_cost(con: duckdb.DuckDBPyConnection, shard_size: int, workers: int = 1) -> None:
+    """``shard_map`` (household_id, shard, cost): households in id order cut into
+    shards of about equal estimated cost (lots, accounts), not of equal count, so
+    every worker finishes together and a household with thousands of lots does not
+    make its shard the straggler. There are at least ceil(households / shard_size)
+    shards and at least SHARDS_PER_WORKER per worker; a household costlier than a
+    shard's share is a shard of its own."""
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE hh_cost AS
+        SELECT h.household_id,
+               {COST_PER_HOUSEHOLD} + {COST_PER_ACCOUNT} * coalesce(a.n, 0) + coalesce(l.n, 0) AS cost
+        FROM (SELECT DISTINCT household_id FROM in_households WHERE household_id IS NOT NULL) h
+        LEFT JOIN (SELECT household_id, count(*) AS n FROM in_accounts GROUP BY 1) a
+            USING (household_id)
+        LEFT JOIN (SELECT m.household_id, count(*) AS n FROM in_lots
+                   JOIN acct_hh m USING (account_id) GROUP BY 1) l USING (household_id)""")
+    n, total = con.execute("SELECT count(*), coalesce(sum(cost), 0) FROM hh_cost").fetchone()  # type: ignore[misc]
+    wanted = max(-(-int(n) // max(int(shard_size), 1)), SHARDS_PER_WORKER * max(int(workers), 1), 1)
+    share = max(float(total) / wanted, 1.0)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE shard_map AS
+        SELECT household_id, cost,
+               (dense_rank() OVER (ORDER BY bucket) - 1)::BIGINT AS shard
+        FROM (SELECT household_id, cost,
+                     floor((sum(cost) OVER (ORDER BY household_id
+                                            ROWS UNBOUNDED PRECEDING) - cost) / {share}) AS bucket
+              FROM hh_cost)""")
+
+
+def prepare(con: duckdb.DuckDBPyConnection, root: str, shard_size: int,
+            workers: int = 1) -> ShardPlan:
     """Write the shard-partitioned copy of the book under ``root``. Expects the
     normalized views of ``read.open_book`` and the tables of ``validate.validate``."""
     os.makedirs(root, exist_ok=True)
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE shard_map AS
-                    SELECT household_id,
-                           (row_number() OVER (ORDER BY household_id) - 1) // {int(shard_size)} AS shard
-                    FROM (SELECT DISTINCT household_id FROM in_households
-                          WHERE household_id IS NOT NULL)""")
+    shard_by_cost(con, shard_size, workers)
     for table, sql in PER_HOUSEHOLD.items():
         target = os.path.join(root, table)
         con.execute(f"COPY ({sql}) TO {_sql_path(target)} "
@@ -94,10 +127,11 @@ def prepare(con: duckdb.DuckDBPyConnection, root: str, shard_size: int) -> Shard
     for table, sql in REFERENCE.items():
         con.execute(f"COPY ({sql}) TO {_sql_path(os.path.join(root, table + '.parquet'))} "
                     f"(FORMAT PARQUET)")
-    counts = con.execute("SELECT shard, count(*) FROM shard_map GROUP BY shard ORDER BY shard"
-                         ).fetchall()
-    return ShardPlan(root=root, shards=tuple(int(s) for s, _ in counts),
-                     households_per_shard=tuple(int(n) for _, n in counts))
+    counts = con.execute("SELECT shard, count(*), sum(cost) FROM shard_map GROUP BY shard "
+                         "ORDER BY shard").fetchall()
+    return ShardPlan(root=root, shards=tuple(int(s) for s, _, _ in counts),
+                     households_per_shard=tuple(int(n) for _, n, _ in counts),
+                     cost_per_shard=tuple(int(c) for _, _, c in counts))
 
 
 @dataclass(frozen=True, eq=False)
