@@ -392,15 +392,17 @@ SECTORS = {
     "materials": (0.05, (0.01, 0.03), {}),
 }
 ACCOUNT_COUNT_ODDS = [0.10, 0.20, 0.27, 0.21, 0.13, 0.09]  # 1..6 accounts, median 3
-OTHER_ACCOUNT_ODDS = [0.22, 0.38, 0.25, 0.07, 0.08]  # accounts after the first, by type
+OTHER_ACCOUNT_ODDS = [0.12, 0.42, 0.28, 0.08, 0.10]  # accounts after the first, by type
 N_MENUS = 16  # 401(k) plan contracts, each with its own fund menu
 DI_SHARE = 0.30  # of taxable accounts, direct-indexed
+DI_LOG_VALUE = (12.9, 0.6)  # a direct-indexed account's log value: ~400k median
 MONTH = 30.4375  # days
 MAX_STOP = 48  # months since an account that stopped buying bought last
 MAX_MONTHS = 180  # monthly buys per position: 12 to 180 (1 to 15 years)
 HISTORY_DAYS = int(MONTH * (MAX_STOP + MAX_MONTHS)) + 62
 RECENT_DAYS = 45  # transactions cover this many days before the run date
 CHUNK = 500  # households generated and written at a time
+MIN_LOT_VALUE = 2.0  # dollars
 
 LOTS_SCHEMA = pa.schema([("lot_id", pa.string()), ("account_id", pa.string()),
                          ("security_id", pa.string()), ("quantity", pa.float64()),
@@ -584,7 +586,7 @@ def _universe(rng: np.random.Generator) -> tuple[_Universe, pa.Table, pa.Table, 
         ids=ids, asset_class=np.concatenate([fund_class, np.full(N_STOCKS, k_of["us_equity"])]),
         wash_group=[f[2] for f in FUNDS] + stock_ids, log_price=log_price, price=price,
         listed=listed, n_listed=n_listed, equivalent=equivalent,
-        stocks=np.arange(n_f, n_f + N_STOCKS), stock_log_cap=rng.normal(0.0, 1.4, N_STOCKS),
+        stocks=np.arange(n_f, n_f + N_STOCKS), stock_log_cap=rng.normal(0.0, 1.1, N_STOCKS),
         stock_sector=stock_sector, stock_tags=stock_tags, menus=menus)
     return universe, securities, targets, model_securities, menus_table
 
@@ -663,15 +665,21 @@ def _accounts(rng: np.random.Generator, hh_no: np.ndarray, hh_ids: pa.Array, wid
     ids = _fixed_ids(na, "H", (hh_no[hh], width), "-A", (no, 1))
     # months of history: the household's tenure for its first account, less for later ones
     tenure = 12 + np.round(168 * rng.beta(2.2, 1.2, n))
-    months = np.where(first, tenure[hh], np.maximum(12, np.round(tenure[hh] * rng.uniform(0.6, 1.0, na))))
+    months = np.where(first, tenure[hh], np.maximum(12, np.round(tenure[hh] * rng.uniform(0.7, 1.0, na))))
     stop = np.where(rng.random(na) < 0.65, 0, rng.integers(1, MAX_STOP + 1, na))
     phase = rng.integers(1, 31, na)
     menu = np.full(na, -1, dtype=np.int64)
     on_menu = (((kind == 1) & (rng.random(na) < 0.45)) | ((kind == 2) & (rng.random(na) < 0.15)))
     menu[on_menu] = rng.integers(0, N_MENUS, on_menu.sum())
-    direct = (kind == 0) & (rng.random(na) < DI_SHARE)
+    # one direct-indexed sleeve at most per household, in its first taxable account,
+    # as many as DI_SHARE of all taxable accounts
+    taxable = np.flatnonzero(kind == 0)
+    candidate = taxable[np.unique(hh[taxable], return_index=True)[1]]
+    direct = np.zeros(na, dtype=bool)
+    share = min(1.0, DI_SHARE * len(taxable) / max(len(candidate), 1))
+    direct[candidate] = rng.random(len(candidate)) < share
     value = np.exp(rng.normal(11.3, 1.0, na))  # ~80k median
-    value[direct] = np.exp(rng.normal(12.9, 0.6, direct.sum()))  # direct indexing starts near 100k
+    value[direct] = np.exp(DI_LOG_VALUE[0] + DI_LOG_VALUE[1] * rng.standard_normal(direct.sum()))
     value = np.round(value, 2)
     cash = np.round(value * rng.uniform(0.0, 0.04, na), 2)
     contribution = np.where(rng.random(na) < 0.08, np.round(value * rng.uniform(0.01, 0.1, na), 2), 0.0)
@@ -778,9 +786,11 @@ def _stock_lots(rng: np.random.Generator, u: _Universe, a: _Accounts, p: _Positi
     capitalization, bought when the account was funded and added to since (1-20 lots
     each). Returns (lots, sleeve position of each chosen stock, the stock)."""
     sleeve = np.flatnonzero(p.direct)
-    n_stocks = rng.integers(100, 501, len(sleeve))
+    # a larger account holds more names and has traded (harvested, rebalanced) more
+    size = (np.log(a.value[p.acct[sleeve]]) - DI_LOG_VALUE[0]) / DI_LOG_VALUE[1]
+    n_stocks = np.clip(np.round(300 + 140 * size + rng.normal(0, 30, len(sleeve))), 100, 500).astype(np.int64)
     span_months = rng.integers(12, np.minimum(120, p.months[sleeve]) + 1)
-    add_rate = rng.uniform(0.25, 0.75, len(sleeve))
+    add_rate = np.clip(0.55 + 0.25 * size + rng.normal(0, 0.1, len(sleeve)), 0.05, 0.85)
     keys = u.stock_log_cap[None, :] + rng.gumbel(size=(len(sleeve), N_STOCKS))
     owner, col = _ragged(n_stocks)
     stock = np.argsort(-keys, axis=1)[owner, col]
@@ -893,7 +903,8 @@ def _chunk(rng: np.random.Generator, u: _Universe, h0: int, n: int, today: np.da
     then = u.at(lots["sec"], lots["age"])
     units = lots["amount"] / then
     scale = p.value / np.bincount(lots["pos"], weights=units * u.price[lots["sec"]], minlength=len(p.acct))
-    qty = np.maximum(np.round(units * scale[lots["pos"]], 4), 1e-4)
+    # no lot below MIN_LOT_VALUE today (a sleeve's smallest names are still a few dollars)
+    qty = np.round(np.maximum(units * scale[lots["pos"]], MIN_LOT_VALUE / u.price[lots["sec"]]), 4)
     lots["quantity"] = qty
     lots["dollars"] = lots["amount"] * scale[lots["pos"]]
     basis = np.round(qty * then, 2)
