@@ -302,7 +302,7 @@ def _fail(e: BaseException, argv: list[str] | None, verbosity: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    with _StopSignals():
+    with _StopSignals() as stop:
         try:
             args = parser().parse_args(argv)
         except Stopped as e:
@@ -314,7 +314,11 @@ def main(argv: list[str] | None = None) -> int:
         except Stopped as e:
             return _fail(e, argv, verbosity)
         except Exception as e:  # noqa: BLE001 - the exit code contract of the table above
-            if os.environ.get("HEARTH_DEBUG") and not (isinstance(e, HearthError | OSError)):
+            if stop.received is not None:
+                # the stop came through as another error: raised inside a C extension
+                # (Ray's wait gives SystemError), or a worker that died of the same signal
+                return _fail(Stopped(stop.received), argv, verbosity)
+            if os.environ.get("HEARTH_DEBUG") and not isinstance(e, HearthError | OSError):
                 raise
             return _fail(e, argv, verbosity)
 

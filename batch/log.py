@@ -40,7 +40,8 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
         }
-        extras = {k: v for k, v in vars(record).items() if k not in _STANDARD}
+        extras = {k: v for k, v in vars(record).items()
+                  if k not in _STANDARD and not k.startswith("_")}  # Ray adds _ray_timestamp_ns
         for k in _FIRST[3:6]:
             if k in extras:
                 out[k] = extras.pop(k)

@@ -18,6 +18,8 @@ processes.
 
 from __future__ import annotations
 
+import logging
+import signal
 import socket
 import threading
 import time
@@ -72,6 +74,24 @@ def _wait_reachable(address: str, deadline: float) -> None:
             time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
 
+def _init(**kwargs: object) -> None:
+    """``ray.init`` that leaves this process's SIGTERM handler as it was (Ray's own,
+    ``sys.exit``, would skip ending the workers and the resume message), and without
+    Ray's warning that it cannot set one from another thread."""
+    in_main = threading.current_thread() is threading.main_thread()
+    old = signal.getsignal(signal.SIGTERM) if in_main else None
+    worker_log = logging.getLogger("ray._private.worker")
+    level = worker_log.level
+    if not in_main:
+        worker_log.setLevel(logging.ERROR)
+    try:
+        ray.init(log_to_driver=False, configure_logging=False, **kwargs)  # type: ignore[arg-type]
+    finally:
+        worker_log.setLevel(level)
+        if in_main and old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
 class RayExecutor:
     name = "ray"
 
@@ -92,25 +112,31 @@ class RayExecutor:
         deadline = time.monotonic() + self.connect_timeout
         if self.address:
             _wait_reachable(self.address, deadline)
-        kwargs = {"address": self.address} if self.address else {
-            "num_cpus": self.workers, "include_dashboard": False}
         failure: list[BaseException] = []
+        if self.address:
+            # ray.init retries a silent address for minutes: it runs in a daemon thread so
+            # the wait for it is bounded (it starts no process here that could die with
+            # that thread)
+            def connect() -> None:
+                try:
+                    _init(address=self.address)
+                except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+                    failure.append(e)
 
-        def connect() -> None:
+            t = threading.Thread(target=connect, name="hearth-ray-connect", daemon=True)
+            t.start()
+            t.join(max(1.0, deadline - time.monotonic()))
+            if t.is_alive():
+                raise ExecutionError(
+                    f"the Ray cluster at {self.address} did not answer within "
+                    f"{self.connect_timeout:.0f}s; check --address, then re-run the same command")
+        else:
+            # in this thread: the local instance's processes die with the thread that
+            # started them (Ray's fate sharing), so it must be the one that lives longest
             try:
-                ray.init(log_to_driver=False, configure_logging=False, **kwargs)
-            except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+                _init(num_cpus=self.workers, include_dashboard=False)
+            except Exception as e:  # noqa: BLE001 - reported as an ExecutionError below
                 failure.append(e)
-
-        # ray.init retries a silent address for minutes; it runs in a daemon thread so
-        # the wait for it is bounded.
-        t = threading.Thread(target=connect, name="hearth-ray-connect", daemon=True)
-        t.start()
-        t.join(max(1.0, deadline - time.monotonic()) if self.address else None)
-        if t.is_alive():
-            raise ExecutionError(
-                f"the Ray cluster at {self.address} did not answer within "
-                f"{self.connect_timeout:.0f}s; check --address, then re-run the same command")
         if failure:
             e = failure[0]
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
