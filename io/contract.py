@@ -1,4 +1,4 @@
-"""The data contract (``shared/spec/data-contract.md``) as data: every input table's
+"""The data contract (``docs/data-contract.md``) as data: every input table's
 columns, types and defaults, and the output tables' Arrow schemas."""
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ def _normalized_select(table: Table, present: dict[str, str], source: str
                     raise InputError(
                         f"table {table.name}: column {c.name} is {present[c.name]}, expected "
                         f"{_FRIENDLY[c.sql_type]}; re-export the column with that type "
-                        f"(see data-contract.md)")
+                        f"(see docs/data-contract.md)")
                 # optional: read as absent, and every record that has a value is reported
                 check = CastCheck(table.name, c.name, present[c.name], c.sql_type,
                                   f"{_ident(c.name)} IS NOT NULL")
@@ -187,7 +187,7 @@ def open_book(root: str, con: duckdb.DuckDBPyConnection | None = None) -> duckdb
         missing = [c for c in table.required_columns if c not in present]
         if missing:
             raise InputError(f"table {table.name}: required column(s) {', '.join(missing)} missing; "
-                             f"add them (see data-contract.md)")
+                             f"add them (see docs/data-contract.md)")
         select, table_checks = _normalized_select(table, present, source)
         con.execute(f"CREATE OR REPLACE VIEW in_{table.name} AS {select}")
         con.execute(f"CREATE OR REPLACE VIEW raw_{table.name} AS SELECT * FROM {source}")

@@ -1,4 +1,4 @@
-"""Writing outputs with the commit protocol of operations.md.
+"""Writing outputs with the commit protocol of docs/operations.md.
 
 Layout under ``<output>`` (``D`` is the run date, ``C`` a commit id such as
 ``0003-5a79e930``: a sequence number per run date and the run id's first 8 digits)::

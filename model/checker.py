@@ -1,6 +1,6 @@
 """The compliance checker: an independent second opinion on every proposal.
 
-It re-derives each hard rule of model.md from the household's input records and
+It re-derives each hard rule of docs/model.md from the household's input records and
 the proposed trades alone. It deliberately imports nothing of the optimization
 (``build``, ``solve``, ``highs``): a bug there must not be able to hide here. Money
 and share quantities are compared with :mod:`hearth.model.tolerances` and nothing

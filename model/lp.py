@@ -35,7 +35,7 @@ class ModelSettings:
     always_solve: bool = False  # solve even when the no-trade rule says nothing is worth doing
     time_limit: float = 10.0
     presolve: bool = False
-    location_stage: bool = True  # solve location with class exposures fixed (model.md)
+    location_stage: bool = True  # solve location with class exposures fixed (docs/model.md)
     location_exposure_tolerance: float = 0.0005  # fraction of value a class may move in that stage
     min_benefit_dollars: float = 25.0  # a discretionary proposal must beat doing nothing by this
     min_benefit_share: float = 0.0002  # ... and by this fraction of household value

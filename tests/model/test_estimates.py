@@ -46,7 +46,7 @@ def test_savings_are_harvest_plus_gains_deferred_plus_location(hh):
 
 def growth_tax(g: float) -> float:
     """Taxable drag of price growth g: the eventual LT tax on 10 years of it,
-    discounted and spread over the horizon (model.md, location)."""
+    discounted and spread over the horizon (docs/model.md, objective)."""
     return 0.20 * ((1 + g) ** 10 - 1) * 1.05 ** -10 / S.annuity
 
 

@@ -1,12 +1,12 @@
 """An independent reference formulation of the household objective, written from
-model.md as one dense LP per stage and solved with scipy's HiGHS interface, against
+docs/model.md as one dense LP per stage and solved with scipy's HiGHS interface, against
 hearth's optimum on 200 random small households.
 
 The reference shares no code with hearth's model: its columns, rows, tax drag and
 tax pricing are written here again. Stage one minimizes drift, tax on realized
 gains, trading cost and preference; stage two adds the location term with no
 class growing and each shrinking by at most the configured sliver of value
-(model.md: location decides where, never how much). The tie-break of the README
+(docs/model.md: location decides where, never how much). The tie-break of the README
 (a cost below a cent per trade, quadratic in the column's position) is part of the
 objective in both, so both have one optimum.
 """
@@ -56,7 +56,7 @@ def small_household(seed: int):
 
 
 def reference_tau(hh, s: ModelSettings) -> np.ndarray:
-    """Annual tax drag per dollar, model.md's location section."""
+    """Annual tax drag per dollar, docs/model.md, objective."""
     d, h = s.discount_rate, s.horizon_years
     annuity = (1 - (1 + d) ** -h) / d
     exempt = hh.tax_exempt_fraction

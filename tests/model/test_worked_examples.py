@@ -1,4 +1,4 @@
-"""model.md's worked examples, solved by hand, with their numbers here."""
+"""The worked examples of docs/model.md, solved by hand, with their numbers here."""
 
 from __future__ import annotations
 
