@@ -402,6 +402,20 @@ MAX_MONTHS = 180  # monthly buys per position: 12 to 180 (1 to 15 years)
 HISTORY_DAYS = int(MONTH * (MAX_STOP + MAX_MONTHS)) + 62
 RECENT_DAYS = 45  # transactions cover this many days before the run date
 CHUNK = 500  # households generated and written at a time
+# Asset location of the book as the last rebalance left it: log preference of an
+# account type (rows, ACCOUNT_TYPES) for a class (columns, CLASSES). Ordinary income
+# (bonds, TIPS, REITs) in tax-deferred accounts, munis and low-yield equity in taxable
+# ones, the highest growth where it is never taxed.
+LOCATION = np.array([
+    # us_eq intl  em   bond  muni  tips  reit
+    [1.0, 1.0, 0.3, -0.7, 2.5, -1.0, -1.2],  # taxable
+    [-0.4, -0.4, -0.4, 1.0, -4.0, 1.0, 1.0],  # traditional
+    [0.6, 0.3, 1.0, -1.0, -4.0, -1.0, 0.4],  # roth
+    [0.6, 0.3, 1.0, -1.0, -4.0, -1.0, 0.4],  # hsa
+    [0.6, 0.3, 1.0, -1.0, -4.0, -1.0, 0.4],  # education
+])
+LOCATION_ITERATIONS = 60
+MIN_LOCATED_SHARE = 0.02  # of an account: below it, location leaves the class out
 MIN_LOT_VALUE = 2.0  # dollars
 
 LOTS_SCHEMA = pa.schema([("lot_id", pa.string()), ("account_id", pa.string()),
@@ -664,7 +678,7 @@ def _accounts(rng: np.random.Generator, hh_no: np.ndarray, hh_ids: pa.Array, wid
     kind[first] = np.where(rng.random(first.sum()) < 0.85, 0, 1)  # most households have a taxable
     ids = _fixed_ids(na, "H", (hh_no[hh], width), "-A", (no, 1))
     # months of history: the household's tenure for its first account, less for later ones
-    tenure = 12 + np.round(168 * rng.beta(2.2, 1.2, n))
+    tenure = 12 + np.round(168 * rng.beta(2.8, 1.1, n))
     months = np.where(first, tenure[hh], np.maximum(12, np.round(tenure[hh] * rng.uniform(0.7, 1.0, na))))
     stop = np.where(rng.random(na) < 0.65, 0, rng.integers(1, MAX_STOP + 1, na))
     phase = rng.integers(1, 31, na)
@@ -702,9 +716,36 @@ def _accounts(rng: np.random.Generator, hh_no: np.ndarray, hh_ids: pa.Array, wid
     return accounts, table
 
 
+def _located(a: _Accounts, acct: np.ndarray, klass: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Each position's share of its account when the household holds its model's
+    classes (``weight`` of each position's class in the model) located by LOCATION:
+    the matrix of account x class dollars nearest the location preference whose rows
+    are the accounts' values and whose columns are the household's class targets
+    (Sinkhorn's iteration, over every household at once)."""
+    n_acct, n_k = len(a.hh), len(CLASSES)
+    capacity = a.value - a.cash
+    hk = a.hh[acct] * n_k + klass
+    kernel = np.exp(LOCATION[a.type[acct], klass])
+    # the household's dollars split by its model over the classes its accounts can hold
+    hh_value = np.bincount(a.hh, weights=capacity)
+    first = np.unique(hk, return_index=True)[1]
+    share = np.zeros(hk.max() + 1)
+    share[hk[first]] = weight[first]
+    share /= np.bincount(np.arange(len(share)) // n_k, weights=share)[np.arange(len(share)) // n_k]
+    target = share * np.repeat(hh_value, n_k)[: len(share)]
+    row, col = np.ones(n_acct), np.ones(len(share))
+    for _ in range(LOCATION_ITERATIONS):
+        row = capacity / np.bincount(acct, weights=kernel * col[hk], minlength=n_acct)
+        col = np.divide(target, np.bincount(hk, weights=kernel * row[acct], minlength=len(share)),
+                        out=np.zeros(len(share)), where=target > 0)
+    dollars = kernel * row[acct] * col[hk]
+    return dollars / np.bincount(acct, weights=dollars, minlength=n_acct)[acct]
+
+
 def _positions(rng: np.random.Generator, u: _Universe, a: _Accounts, model: np.ndarray) -> _Positions:
-    """Every account holds the classes of its model (those its menu offers), near the
-    model weight: markets have moved since the last rebalance, for some a lot."""
+    """Every household holds the classes of its model, located (LOCATION) across its
+    accounts (those a menu offers), near the model weight: markets have moved since
+    the last rebalance, for some a lot."""
     k_of = {k: i for i, k in enumerate(CLASSES)}
     model_w = np.zeros((len(MODELS), len(CLASSES)))
     for m, name in enumerate(MODELS):
@@ -715,6 +756,12 @@ def _positions(rng: np.random.Generator, u: _Universe, a: _Accounts, model: np.n
     menu_sec = u.menus[np.maximum(a.menu, 0)]
     has = (w_ak > 0) & ((a.menu < 0)[:, None] | (menu_sec >= 0))
     acct, klass = np.nonzero(has)
+    located = _located(a, acct, klass, w_ak[acct, klass])
+    # an account holds a class only where location leaves it a real share (the
+    # largest class of an account is always kept)
+    biggest = located >= np.maximum.reduceat(located, np.searchsorted(acct, np.arange(len(a.hh))))[acct]
+    keep = (located >= MIN_LOCATED_SHARE) | biggest
+    acct, klass, located = acct[keep], klass[keep], located[keep]
     npos = len(acct)
     r = rng.random(npos)
     rank = np.minimum(np.where(r < 0.75, 0, np.where(r < 0.95, 1, 2)), u.n_listed[klass] - 1)
@@ -725,7 +772,7 @@ def _positions(rng: np.random.Generator, u: _Universe, a: _Accounts, model: np.n
     n_k = u.n_listed[klass]
     partner = u.listed[klass, (rank + 1 + rng.integers(0, 1 << 20, npos) % (n_k - 1)) % n_k]
     sigma = rng.choice([0.04, 0.12, 0.35], len(model), p=[0.55, 0.3, 0.15])[a.hh[acct]]
-    w = w_ak[acct, klass] * np.exp(rng.normal(0.0, sigma))
+    w = located * np.exp(rng.normal(0.0, sigma))
     w /= np.bincount(acct, weights=w, minlength=len(a.hh))[acct]
     months = a.months[acct].copy()
     late = rng.random(npos) < 0.10  # a class added to the account later
