@@ -157,6 +157,10 @@ class Solver:
         _bounds("row bounds", np.array([lower]), np.array([upper]))
         self._h.changeRowBounds(int(row), float(lower), float(upper))
 
+    @property
+    def n_row(self) -> int:
+        return self._n_row
+
     def col_bounds(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lp = self._h.getLp()
         lower = np.asarray(lp.col_lower_)[cols]

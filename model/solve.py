@@ -237,6 +237,7 @@ class _Run:
         self.location = loc if (s.location_stage and np.abs(loc).max(initial=0.0) > 0) else None
         self.exposure_slack = s.location_exposure_tolerance * max(value, 1.0)
         self.first_basis: tuple[np.ndarray, np.ndarray] | None = None
+        self.minimum_rows: list[int] = []  # rows raising sell lines to the minimum order
         # the last solve's objective before location: either/or choices are made on it,
         # so location cannot change how much of a class is held through them either
         self.exposure_objective = 0.0
@@ -251,6 +252,7 @@ class _Run:
         """The household's model again without any binaries added since, with the
         column bounds the stages have set (``lower``, ``upper``)."""
         self.solver.load(self.lp)
+        self.minimum_rows = []
         if self.cap_row is not None:
             self.solver.add_rows(np.array([-np.inf]), np.array([np.inf]),
                                  np.array([0], dtype=np.int32), self.out_cols.astype(np.int32),
@@ -763,12 +765,25 @@ def explain_infeasible(hh: Household, d: Derived, s: ModelSettings, solver: Solv
 def enforce_min_trade(run: _Run, hh: Household, d: Derived, s: ModelSettings,
                       lp: LinearProgram, res: SolveResult, lower: np.ndarray,
                       upper: np.ndarray) -> tuple[SolveResult, int, int, bool]:
-    """Minimum order size: binaries only for the lines the last answer put below the
-    minimum (every line after MIN_TRADE_TARGETED_ROUNDS rounds). When that does not
-    converge or the MIP fails, the small lines are fixed at zero and the LP
-    re-solved: a rounded answer, routed to review, never a failed household.
+    """Minimum order size. First without binaries (the hot path): lines the answer
+    puts below the minimum are fixed at zero, or raised to the minimum where zero
+    is infeasible, and the LP re-solved, a few rounds (``repair_small_lines``).
+    Only where that leaves a small line, binaries for the lines below the minimum
+    (every line after MIN_TRADE_TARGETED_ROUNDS rounds); when those do not converge
+    or the MIP fails, the repaired answer with the lines that stay small zeroed
+    stands (``min_trade_fallback``): routed to review, never a failed household.
     Returns (result, binaries, either/or conflicts, fell back)."""
-    n_binaries = n_conflicts = 0
+    if res.status != SolveStatus.OPTIMAL:
+        return res, 0, 0, False
+    saved_lo, saved_up = lower.copy(), upper.copy()
+    repaired, n_conflicts, ok = repair_small_lines(run, hh, d, s, lp, res, lower, upper)
+    if ok:
+        return repaired, 0, n_conflicts, False
+    lower[:], upper[:] = saved_lo, saved_up  # back to the LP answer's bounds for the MIP
+    cols = np.arange(lp.n_col)
+    run.solver.set_bounds(cols, lower[cols], upper[cols])
+    relax_minimum_rows(run)
+    n_binaries = 0
     covered_sells: set[int] = set()
     covered_buys: set[int] = set()
     settled = False
@@ -799,69 +814,105 @@ def enforce_min_trade(run: _Run, hh: Household, d: Derived, s: ModelSettings,
     return min_trade_fallback(run, hh, d, s, lp, before, lower, upper, n_binaries, n_conflicts)
 
 
-def min_trade_fallback(run: _Run, hh: Household, d: Derived, s: ModelSettings,
+def repair_small_lines(run: _Run, hh: Household, d: Derived, s: ModelSettings,
                        lp: LinearProgram, res: SolveResult, lower: np.ndarray,
-                       upper: np.ndarray, n_binaries: int, n_conflicts: int
-                       ) -> tuple[SolveResult, int, int, bool]:
-    """The LP again, without the minimum-trade binaries, with every line below the
-    minimum fixed at zero, a few times: the rounded answer the solve falls back to.
-    A line that zeroing would make infeasible (a cash need it serves) is kept, and
-    the last feasible answer stands."""
-    run.reload(lower, upper)
-    res = run.solve()
-    res, more = resolve_either_or(run, hh, d, lp, res, lower, upper)
-    n_conflicts += more
-    for _ in range(MIN_TRADE_FALLBACK_ROUNDS):
+                       upper: np.ndarray) -> tuple[SolveResult, int, bool]:
+    """Round and repair with the LP alone: every line below the minimum is fixed at
+    zero and the LP re-solved; where zero is infeasible (a cash need the line
+    serves), the lines are raised to the minimum instead. A few rounds, since a
+    re-solve can put another line below the minimum. Returns (last feasible
+    answer, either/or conflicts, no line left below the minimum)."""
+    n_conflicts = 0
+    for round_ in range(MIN_TRADE_FALLBACK_ROUNDS):
         if res.status != SolveStatus.OPTIMAL:
-            break
+            return res, n_conflicts, False
         sells, buys = min_trade_violations(hh, lp, res.x, s.min_trade_value)
         if not sells and not buys:
-            break
+            return res, n_conflicts, True
         cols = np.concatenate([np.concatenate(sells) if sells else np.zeros(0, dtype=np.int64),
                                np.asarray(buys, dtype=np.int64)]).astype(np.int64)
         cols = cols[lower[cols] <= 0]
         if len(cols) == 0:
-            break
-        saved_lo, saved_up = lower[cols].copy(), upper[cols].copy()
-        lower[cols] = 0.0
-        upper[cols] = 0.0
-        run.solver.set_bounds(cols, lower[cols], upper[cols])
-        trial = run.solve()
-        trial, more = resolve_either_or(run, hh, d, lp, trial, lower, upper)
-        n_conflicts += more
-        if trial.status != SolveStatus.OPTIMAL:  # those lines are needed: raise them to it
-            lower[cols], upper[cols] = saved_lo, saved_up
+            return res, n_conflicts, False
+        # first zero the small lines; where that only moved a small need (a few dollars
+        # of cash to raise) onto another line, raise the lines to the minimum instead
+        if round_ == 0:
+            saved_lo, saved_up = lower[cols].copy(), upper[cols].copy()
+            lower[cols] = 0.0
+            upper[cols] = 0.0
+            run.solver.set_bounds(cols, lower[cols], upper[cols])
+            trial = run.solve()
+            trial, more = resolve_either_or(run, hh, d, lp, trial, lower, upper)
+            n_conflicts += more
+            if trial.status == SolveStatus.OPTIMAL:
+                res = trial
+                continue
+            lower[cols], upper[cols] = saved_lo, saved_up  # those lines are needed
             run.solver.set_bounds(cols, saved_lo, saved_up)
-            up_to = _lines_at_the_minimum(hh, lp, sells, buys, lower, upper,
-                                          s.min_trade_value + 2 * MONEY_TOL)
+        up_to = _lines_at_the_minimum(run, hh, lp, sells, buys, lower, upper,
+                                      s.min_trade_value + 2 * MONEY_TOL)
+        run.solver.set_bounds(up_to, lower[up_to], upper[up_to])
+        raised = run.solve()
+        if raised.status != SolveStatus.OPTIMAL:
+            lower[up_to] = 0.0
             run.solver.set_bounds(up_to, lower[up_to], upper[up_to])
-            raised = run.solve()
-            if raised.status == SolveStatus.OPTIMAL:
-                res = raised
-            else:
-                lower[up_to] = 0.0
-                run.solver.set_bounds(up_to, lower[up_to], upper[up_to])
-            break
-        res = trial
-    return res, n_binaries, n_conflicts, True
+            relax_minimum_rows(run)
+            return res, n_conflicts, False
+        res = raised
+    if res.status != SolveStatus.OPTIMAL:
+        return res, n_conflicts, False
+    sells, buys = min_trade_violations(hh, lp, res.x, s.min_trade_value)
+    return res, n_conflicts, not sells and not buys
 
 
-def _lines_at_the_minimum(hh: Household, lp: LinearProgram, sells: list[np.ndarray],
+def relax_minimum_rows(run: _Run) -> None:
+    """Take back the rows that raised sell lines to the minimum (free rows)."""
+    for r in run.minimum_rows:
+        run.solver.set_row_bounds(r, -np.inf, np.inf)
+    run.minimum_rows = []
+
+
+def min_trade_fallback(run: _Run, hh: Household, d: Derived, s: ModelSettings,
+                       lp: LinearProgram, res: SolveResult, lower: np.ndarray,
+                       upper: np.ndarray, n_binaries: int, n_conflicts: int
+                       ) -> tuple[SolveResult, int, int, bool]:
+    """The LP again, without the minimum-trade binaries, repaired as far as it goes
+    (``repair_small_lines``): the rounded answer the solve falls back to. The last
+    feasible answer stands."""
+    run.reload(lower, upper)
+    res = run.solve()
+    res, more = resolve_either_or(run, hh, d, lp, res, lower, upper)
+    res, more_repair, _ = repair_small_lines(run, hh, d, s, lp, res, lower, upper)
+    return res, n_binaries, n_conflicts + more + more_repair, True
+
+
+def _lines_at_the_minimum(run: _Run, hh: Household, lp: LinearProgram, sells: list[np.ndarray],
                           buys: list[int], lower: np.ndarray, upper: np.ndarray,
                           floor_value: float) -> np.ndarray:
-    """Give each small line a lower bound of the minimum order (a sell line on its
-    first lot column, as far as that lot allows); returns the columns changed."""
+    """Raise each small line to the minimum order: a buy by its lower bound, a sell
+    line (all its lots) by a row ``shares sold >= minimum / price``, so the solve
+    picks the lots; a sell line whose lots cannot reach the minimum closes the
+    position. Returns the columns whose bounds changed."""
     lay = lp.layout
     changed = []
     for c in buys:
         p = hh.price[lay.buy_security[c - lay.buy0]]
         lower[c] = min(floor_value / p, upper[c])
         changed.append(c)
+    rows = []
     for group in sells:
-        c = int(group[0])
-        p = hh.price[hh.lot_security[lay.sell_lot[c]]] * lay.sell_mult[c]
-        lower[c] = min(floor_value / p, upper[c])
-        changed.append(c)
+        mult = lay.sell_mult[group]
+        p = hh.price[hh.lot_security[lay.sell_lot[group[0]]]]
+        if float((upper[group] * mult).sum()) * p < floor_value:
+            lower[group] = upper[group]  # the minimum is out of reach: close the position
+            changed.extend(group.tolist())
+        else:
+            rows.append((group, mult))
+    if rows:
+        start, idx, val = _rowwise(rows)
+        lo = np.array([floor_value / hh.price[hh.lot_security[lay.sell_lot[g[0]]]] for g, _ in rows])
+        run.minimum_rows.extend(range(run.solver.n_row, run.solver.n_row + len(rows)))
+        run.solver.add_rows(lo, np.full(len(rows), np.inf), start, idx, val)
     return np.asarray(changed, dtype=np.int64)
 
 
@@ -972,6 +1023,14 @@ def _solve_stages(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
         n_wash += more
         if not more:
             break
+    if (s.min_trade_value > 0 and res.status == SolveStatus.OPTIMAL
+            and any(min_trade_violations(hh, lp, res.x, s.min_trade_value))):
+        # the budget or either/or re-solves put a line below the minimum again
+        res, more_binaries, more, more_fallback = enforce_min_trade(run, hh, d, s, lp, res,
+                                                                    lower, upper)
+        n_binaries += more_binaries
+        n_wash += more
+        fallback |= more_fallback
     return _Stages(res, run, lower, upper, n_wash, n_binaries, fallback, warm_started, saved,
                    first_seconds)
 
