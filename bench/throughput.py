@@ -1,7 +1,13 @@
-"""The whole nightly job on a deterministic book, with the floor and a modeling
-layer measured in the same run.
+"""The whole nightly job on a book, with the floor and a modeling layer measured
+in the same run.
 
-    python bench/throughput.py --households 10000 [--executor local|ray] [--workers K]
+    python bench/throughput.py --households 10000 [--profile realistic|small] [--seed S]
+    python bench/throughput.py --book DIR [--run-date YYYY-MM-DD]
+                               [--executor local|ray] [--workers K]
+
+The book is generated (``hearth generate``, cached under bench/.books) unless
+``--book`` names one: any book in the input contract, read as a run reads it and
+never written to.
 
 Prints where the time goes (read, assemble, build, solve, check, report, write),
 households per second, model sizes, and, on the same households:
@@ -33,10 +39,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import book, book_households  # noqa: E402
+from common import book, book_households, book_shape  # noqa: E402
 
 from hearth.batch.config import RunConfig  # noqa: E402
-from hearth.batch.generate import DEFAULT_AS_OF  # noqa: E402
+from hearth.batch.generate import DEFAULT_AS_OF, PROFILES  # noqa: E402
 from hearth.batch.run import run_book  # noqa: E402
 from hearth.cluster import executor_for  # noqa: E402
 from hearth.model.build import build, derive  # noqa: E402
@@ -51,10 +57,10 @@ def peak_rss_mb() -> float:
     return max(own, children) / 1024.0
 
 
-def sample_models(path: str, n: int, settings):
+def sample_models(path: str, n: int, settings, run_date: str = DEFAULT_AS_OF):
     """The first ``n`` households of the book that need a solve, with their LPs."""
     out = []
-    for item in book_households(path):
+    for item in book_households(path, run_date=run_date):
         hh = item.household
         if hh is None:
             continue
@@ -68,6 +74,8 @@ def sample_models(path: str, n: int, settings):
 
 
 def bare_solve_seconds(models) -> float:
+    if not models:
+        return float("nan")
     solver = Solver()
     total = 0.0
     for _, lp in models:
@@ -77,6 +85,8 @@ def bare_solve_seconds(models) -> float:
 
 
 def cvxpy_seconds(models) -> float:
+    if not models:
+        return float("nan")
     import cvxpy as cp
     import scipy.sparse as sp
 
@@ -101,6 +111,8 @@ def cvxpy_seconds(models) -> float:
 
 
 def hearth_seconds(models, config: RunConfig) -> float:
+    if not models:
+        return float("nan")
     solver = Solver()
     settings, rules = config.model_settings(), config.check_rules()
     t0 = time.perf_counter()
@@ -112,10 +124,21 @@ def hearth_seconds(models, config: RunConfig) -> float:
     return (time.perf_counter() - t0) / len(models)
 
 
+def _finite(x):
+    """The JSON line without NaN (a measure with no household to measure is null)."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    return None if isinstance(x, float) and not np.isfinite(x) else x
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--households", type=int, default=10_000)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--book", default=None,
+                    help="an existing book (any in the input contract) instead of a generated one")
+    ap.add_argument("--households", type=int, default=10_000, help="of the generated book")
+    ap.add_argument("--profile", choices=PROFILES, default="realistic", help="of the generated book")
+    ap.add_argument("--seed", type=int, default=0, help="of the generated book")
+    ap.add_argument("--run-date", default=DEFAULT_AS_OF)
     ap.add_argument("--executor", choices=["local", "ray"], default="local")
     ap.add_argument("--address", default=None)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -125,12 +148,13 @@ def main() -> None:
     ap.add_argument("--keep-output", action="store_true")
     args = ap.parse_args()
 
-    path = book(args.households, args.seed)
+    path = args.book if args.book is not None else book(args.households, args.seed, args.profile)
+    shape = book_shape(path)
     config = RunConfig(shard_size=args.shard_size)
     out = tempfile.mkdtemp(prefix="hearth-bench-")
     executor = executor_for(args.executor, workers=args.workers, address=args.address)
     t0 = time.perf_counter()
-    summary = run_book(path, out, DEFAULT_AS_OF, config, executor, progress=False)
+    summary = run_book(path, out, args.run_date, config, executor, progress=False)
     seconds = time.perf_counter() - t0
     rss = peak_rss_mb()
     manifest = json.load(open(summary.manifest))
@@ -138,7 +162,7 @@ def main() -> None:
         shutil.rmtree(out, ignore_errors=True)
 
     settings = config.model_settings()
-    floor_models = sample_models(path, args.floor_sample, settings)
+    floor_models = sample_models(path, args.floor_sample, settings, args.run_date)
     floor_per_solved = bare_solve_seconds(floor_models)
     cvx_models = floor_models[: args.cvxpy_sample]
     cvx = cvxpy_seconds(cvx_models)
@@ -148,12 +172,17 @@ def main() -> None:
     solved_share = manifest["households_solved"] / n
     cpu_per_hh = seconds * args.workers / n
     floor_per_hh = floor_per_solved * solved_share
-    cols = [lp.n_col for _, lp in floor_models]
-    rows = [lp.n_row for _, lp in floor_models]
+    cols = [lp.n_col for _, lp in floor_models] or [0]
+    rows = [lp.n_row for _, lp in floor_models] or [0]
+    floor_ratio = cpu_per_hh / floor_per_hh if floor_per_hh > 0 else float("nan")
 
     stage = {k: round(v, 3) for k, v in summary.stage_seconds.items()}
     print(f"\nhearth throughput: {n:,} households, executor {args.executor}, "
           f"{args.workers} worker(s), shards of {args.shard_size}")
+    print(f"book: {path} ({'given' if args.book is not None else args.profile}): "
+          f"{shape['accounts']:,} accounts, {shape['lots']:,} lots; lots per household median "
+          f"{shape['lots_per_household_median']:,.0f}, p90 {shape['lots_per_household_p90']:,.0f}, "
+          f"max {shape['lots_per_household_max']:,.0f}")
     print(f"{'stage':<10}{'seconds':>10}{'ms/household':>14}   (CPU seconds summed over workers)")
     for k, v in summary.stage_seconds.items():
         print(f"{k:<10}{v:10.2f}{1e3 * v / n:14.3f}")
@@ -164,24 +193,25 @@ def main() -> None:
     print(f"floor: bare HiGHS run() {1e3 * floor_per_solved:.3f} ms per solved household; "
           f"{solved_share:.0%} of households need a solve -> {1e3 * floor_per_hh:.3f} ms per household")
     print(f"hearth end to end: {1e3 * cpu_per_hh:.3f} CPU-ms per household -> "
-          f"floor_ratio {cpu_per_hh / floor_per_hh:.2f}")
+          f"floor_ratio {floor_ratio:.2f}")
     print(f"cvxpy + HiGHS on {len(cvx_models)} of the same models: {1e3 * cvx:.3f} ms per household; "
           f"hearth on them (build, all solves, check): {1e3 * hearth_sample:.3f} ms "
           f"-> cvxpy_ratio {cvx / hearth_sample:.1f}")
     print(f"peak RSS: {rss:.0f} MB")
-    print(json.dumps({
-        "households": n, "executor": args.executor, "workers": args.workers,
+    print(json.dumps(_finite({
+        "households": n, "book": path, "profile": None if args.book is not None else args.profile,
+        "book_shape": shape, "executor": args.executor, "workers": args.workers,
         "shard_size": args.shard_size, "seconds": round(seconds, 3),
         "households_per_s": round(n / seconds, 1), "stage_seconds": stage,
         "median_model_cols": float(np.median(cols)), "median_model_rows": float(np.median(rows)),
         "bare_solve_ms_per_solved_household": round(1e3 * floor_per_solved, 4),
         "solved_share": round(solved_share, 4),
-        "floor_ratio": round(cpu_per_hh / floor_per_hh, 2),
+        "floor_ratio": round(floor_ratio, 2),
         "cvxpy_ms_per_household": round(1e3 * cvx, 3),
         "hearth_ms_per_household_on_cvxpy_sample": round(1e3 * hearth_sample, 3),
         "cvxpy_ratio": round(cvx / hearth_sample, 2),
         "peak_rss_mb": round(rss, 1),
-    }))
+    })))
 
 
 if __name__ == "__main__":
