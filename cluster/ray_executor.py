@@ -134,7 +134,8 @@ class RayExecutor:
             # in this thread: the local instance's processes die with the thread that
             # started them (Ray's fate sharing), so it must be the one that lives longest
             try:
-                _init(num_cpus=self.workers, include_dashboard=False)
+                # "local": a new instance even when `ray start` left one on this machine
+                _init(address="local", num_cpus=self.workers, include_dashboard=False)
             except Exception as e:  # noqa: BLE001 - reported as an ExecutionError below
                 failure.append(e)
         if failure:
