@@ -114,6 +114,16 @@ def read_table(book: str, name: str) -> pa.Table | None:
         tables.append(t)
     if not tables:
         return None
+    # a column whose parts disagree on its type is read as a string (and parsed by
+    # ``column``), as DuckDB's union_by_name does
+    types: dict[str, set[pa.DataType]] = {}
+    for part in tables:
+        for f in part.schema:
+            types.setdefault(f.name, set()).add(f.type)
+    mixed = {n for n, ts in types.items() if len({str(x) for x in ts} - {"null"}) > 1}
+    if mixed:
+        tables = [pa.table({n: pc.cast(part.column(n), pa.string()) if n in mixed else part.column(n)
+                            for n in part.column_names}) for part in tables]
     return pa.concat_tables(tables, promote_options="permissive")
 
 
@@ -158,7 +168,7 @@ def _set(t: pa.Table, name: str, values: pa.Array) -> pa.Table:
 
 
 def _floats(a: pa.Array) -> np.ndarray:
-    return np.asarray(a.to_numpy(zero_copy_only=False), dtype=np.float64)
+    return np.array(a.to_numpy(zero_copy_only=False), dtype=np.float64)  # a writable copy
 
 
 def _strings(a: pa.Array) -> np.ndarray:
