@@ -79,6 +79,7 @@ class SolveResult:
     seconds: float
     mip: bool
     limited: bool = False  # a MIP stopped at its node limit with a feasible answer
+    row_activity: np.ndarray | None = None  # A x, one value per row
 
 
 class Solver:
@@ -139,6 +140,15 @@ class Solver:
         basis.col_status = [_BASIS_FROM_INT[v] for v in col_status.tolist()]
         basis.row_status = [_BASIS_FROM_INT[v] for v in row_status.tolist()]
         return bool(self._h.setBasis(basis) == highspy.HighsStatus.kOk)
+
+    def basic_variables(self) -> np.ndarray | None:
+        """The basic variables of the last solve: a column's index, or -1 - i for
+        row i's slack (one per row; tens of microseconds, where reading the whole
+        basis back costs milliseconds on thousands of columns)."""
+        status, basic = self._h.getBasicVariables()
+        if status != highspy.HighsStatus.kOk:
+            return None
+        return np.asarray(basic, dtype=np.int64)
 
     def basis(self) -> tuple[np.ndarray, np.ndarray] | None:
         b = self._h.getBasis()
@@ -229,7 +239,8 @@ class Solver:
         iterations = max(int(info.simplex_iteration_count), 0)
         if self._integer:
             iterations = max(iterations, int(getattr(info, "mip_total_lp_iterations", 0) or 0))
-        x = np.asarray(self._h.getSolution().col_value, dtype=np.float64)
+        solution = self._h.getSolution()
+        x = np.asarray(solution.col_value, dtype=np.float64)
         limited = False
         if (self._integer and self._h.getModelStatus() == highspy.HighsModelStatus.kSolutionLimit
                 and info.primal_solution_status == 2 and len(x) == self._n_col):
@@ -238,4 +249,5 @@ class Solver:
             status = SolveStatus.ERROR
         return SolveResult(status=status, x=x, objective=float(info.objective_function_value),
                            iterations=iterations, seconds=seconds, mip=self._integer,
-                           limited=limited)
+                           limited=limited,
+                           row_activity=np.asarray(solution.row_value, dtype=np.float64))

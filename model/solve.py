@@ -40,7 +40,7 @@ from hearth.model.household import TAXABLE, Household
 from hearth.model.lp import LinearProgram, ModelSettings
 from hearth.model.tax import tax_due
 from hearth.model.tolerances import MONEY_TOL, QTY_RTOL
-from hearth.model.warm import WarmStart, map_basis, save_basis
+from hearth.model.warm import WarmStart, basis_statuses, map_basis, save_basis
 from hearth.model.wash import GAIN_EPS
 
 DUST = 0.005  # dollars: solver noise below half a cent is not a trade
@@ -320,8 +320,11 @@ class _Run:
     def _keep_basis(self, r: SolveResult) -> None:
         """The first LP answer's basis (before location), saved for tomorrow: it is
         where tomorrow's first stage starts."""
-        if self.first_basis is None and r.status == SolveStatus.OPTIMAL and not r.mip:
-            self.first_basis = self.solver.basis()
+        if (self.first_basis is None and r.status == SolveStatus.OPTIMAL and not r.mip
+                and r.row_activity is not None):
+            basic = self.solver.basic_variables()
+            if basic is not None:
+                self.first_basis = basis_statuses(self.lp, basic, r.x, r.row_activity)
 
     def _drift_stages(self, cost: np.ndarray) -> SolveResult:
         n = self.lp.n_col
@@ -562,7 +565,9 @@ def clear_w1_pools(run: _Run, hh: Household, d: Derived, s: ModelSettings, lp: L
     current = run.exposure_objective  # of ``res``
     for g in candidates[:W1_CLEARING_TRIALS]:
         pool = np.flatnonzero((group_l == g) & recent)
-        blocked = np.flatnonzero((group_l == g) & d.w1_blocked[lots] & ~recent)  # (pool: sold whole)
+        # the loss lots W1 alone blocks (pool: sold whole); a restriction still holds
+        restricted = d.no_sell[hh.lot_account[lots], hh.lot_security[lots]]
+        blocked = np.flatnonzero((group_l == g) & d.w1_blocked[lots] & ~recent & ~restricted)
         sellable = ~(d.no_sell[hh.lot_account[lots[pool]], hh.lot_security[lots[pool]]])
         if not d.lot_tradable[lots[pool]].all() or not sellable.all():
             continue  # a recent lot that cannot be sold keeps washing the loss
@@ -1002,6 +1007,17 @@ def _solve_stages(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
     if s.wash_sale_method == "mip":
         n_wash = _add_wash_binaries(run, hh, d, lp, upper)
     res = run.solve()  # first solve
+    if warm_started and res.status != SolveStatus.OPTIMAL:
+        # a mapped basis must never change the answer: whatever went wrong from it
+        # (HiGHS has open hot-start reports), the household is solved cold
+        spent = (run.seconds, run.iterations, run.solves)
+        solver.load(lp)
+        warm_started = False
+        run = _Run(solver, lp, s, d.target_value)
+        run.seconds, run.iterations, run.solves = spent
+        if s.wash_sale_method == "mip":
+            n_wash = _add_wash_binaries(run, hh, d, lp, upper)
+        res = run.solve()
     first_seconds = run.seconds
     saved = None
     if run.first_basis is not None and s.objective != "lexicographic":
