@@ -88,7 +88,7 @@ class NextNight:
 
 def _parts(folder: str) -> list[tuple[str, dict[str, str]]]:
     """The Parquet files under a table folder with their Hive partition values."""
-    found = []
+    found: list[tuple[str, dict[str, str]]] = []
     for root, _, files in os.walk(folder):
         rel = os.path.relpath(root, folder)
         keys = dict(p.split("=", 1) for p in rel.split(os.sep) if "=" in p)
@@ -506,7 +506,7 @@ def _write_households(out: str, hh_t: pa.Table, results: pa.Table, acct_hh: np.n
         hh_t = _set(hh_t, "loss_carryforward_st", pa.array(np.round(carry_st, 2)))
         hh_t = _set(hh_t, "loss_carryforward_lt", pa.array(np.round(carry_lt, 2)))
     taxable = np.array([t == "taxable" for t in acct_type.tolist()], dtype=bool)
-    cg_of = {}
+    cg_of: dict[str, float] = {}
     for h, v in zip(acct_hh[taxable].tolist(), cg_pay[taxable].tolist()):
         cg_of[h] = cg_of.get(h, 0.0) + v
     lt = lt + np.array([cg_of.get(h, 0.0) for h in hid.tolist()])

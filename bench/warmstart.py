@@ -273,6 +273,7 @@ def totals(nights: Nights, rows: dict[str, HouseholdRow]) -> dict:
         "households": len(hh), "households_solved": len(solved),
         "warm_started": sum(r.warm_started for r in hh),
         "warm_started_share": round(sum(r.warm_started for r in hh) / max(len(solved), 1), 4),
+        "warm_started_share_all": round(sum(r.warm_started for r in hh) / max(len(hh), 1), 4),
         "statuses": {s: sum(r.status == s for r in hh) for s in sorted({r.status for r in hh})},
         "iterations_warm": it_w, "iterations_cold": it_c, "iterations_ratio": _ratio(it_w, it_c),
         "first_solve_iterations_warm": first_w, "first_solve_iterations_cold": first_c,
@@ -346,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(f"night 2 ({t['run_date2']}): {t['households']} households, "
               f"{t['households_solved']} solved, {t['warm_started']} warm-started "
-              f"({t['warm_started_share']:.0%} of solved)")
+              f"({t['warm_started_share']:.0%} of solved, {t['warm_started_share_all']:.0%} of all)")
         print(f"  iterations, every solve: warm {t['iterations_warm']:,} vs cold "
               f"{t['iterations_cold']:,} (ratio {t['iterations_ratio']})")
         if not a.no_objective_check:
