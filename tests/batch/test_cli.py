@@ -48,7 +48,7 @@ def test_missing_input_and_bad_date_are_bad_usage(tmp_path, capsys):
 
 
 def test_validate_lists_exceptions(small_book, capsys):
-    assert main(["validate", small_book, "--run-date", "2026-11-20"]) == 0
+    assert main(["validate", small_book, "--run-date", "2026-11-20"]) == 3  # problems found
     captured = capsys.readouterr()
     assert '"code": "negative_quantity"' in captured.out or '"code": "unknown_security"' in captured.out
     assert "households would be set aside" in captured.err

@@ -230,3 +230,62 @@ def test_1_a_bug_is_one_line_naming_it_and_the_traceback_off_a_terminal(tmp_path
     assert event["level"] == "error" and event["exit_code"] == 1
     assert event["message"].startswith("a bug: KeyError:") and "report it" in event["message"]
     assert "Traceback" in event["exception"]
+
+
+# -- the same outcomes from Python: hearth.run_book and its typed errors ----------------
+
+def test_run_book_from_python_commits_and_resumes_nothing_twice(books, tmp_path):
+    out = str(tmp_path / "out")
+    summary = hearth.run_book(books["clean"], out, D, config={"shard_size": 10}, workers=1)
+    assert summary.exit_code == 0 and summary.households == 40
+    assert os.path.exists(summary.manifest)
+    again = hearth.run_book(books["clean"], out, D, config={"shard_size": 10}, workers=1)
+    assert again.run_id == summary.run_id and again.trades == summary.trades
+
+
+def test_run_book_over_the_failure_limit_returns_3(books, tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text("failure_rate_limit = 0.0\n")
+    summary = hearth.run_book(books["bad"], str(tmp_path / "out"), D, config=cfg, workers=1)
+    assert summary.exit_code == 3 and summary.statuses.get("error", 0) == 1
+
+
+@pytest.mark.parametrize("kwargs,says", [
+    ({"workers": 0}, "workers must be at least 1"),
+    ({"executor": "dask"}, "executor must be 'local' or 'ray'"),
+    ({"config": {"drift_treshold": 0.05}}, "drift_treshold"),
+    ({"run_date": "2026-13-45"}, "is not a date"),
+])
+def test_run_book_bad_arguments_are_input_errors(books, tmp_path, kwargs, says):
+    args = {"input": books["clean"], "output": str(tmp_path / "out"), "run_date": D, **kwargs}
+    with pytest.raises(hearth.InputError, match=says) as e:
+        hearth.run_book(**args)
+    assert e.value.exit_code == 2 and not e.value.retryable
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_book_output_that_is_a_file_is_an_input_error(books, tmp_path):
+    out = tmp_path / "out"
+    out.write_text("x")
+    with pytest.raises(hearth.InputError, match="is a file"):
+        hearth.run_book(books["clean"], str(out), D, workers=1)
+
+
+def test_run_book_held_lock_is_run_locked(books, tmp_path):
+    out = tmp_path / "out"
+    path = lock_path(str(out), D)
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w") as f:
+        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": "now"}, f)
+    with pytest.raises(hearth.RunLocked) as e:
+        hearth.run_book(books["clean"], str(out), D, workers=1)
+    assert e.value.exit_code == 4
+
+
+@pytest.mark.ray
+def test_run_book_unreachable_ray_is_a_retryable_execution_error(books, tmp_path):
+    with pytest.raises(hearth.ExecutionError, match="unreachable") as e:
+        hearth.run_book(books["clean"], str(tmp_path / "out"), D, executor="ray",
+                        address="127.0.0.1:1", connect_timeout=2.0)
+    assert e.value.retryable and e.value.exit_code == 5
+    assert not (tmp_path / "out").exists()
