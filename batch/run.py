@@ -192,6 +192,7 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
         _report(output, run_date, run_id)
         return _recovered_summary(done, output, config, time.perf_counter() - t_start)
     spill = os.path.join(writer.staging, "duckdb.tmp")
+    os.makedirs(writer.staging, exist_ok=True)  # DuckDB creates only the last folder of it
     con.execute(f"SET temp_directory = '{spill}'")  # past the memory cap DuckDB spills here
     prep_info = writer.prep_done()
     t_prep = time.perf_counter()
