@@ -279,11 +279,15 @@ def _resume_hint(argv: list[str] | None) -> str:
     return f"resume with `{_command_line(argv)}`"
 
 
-def _fail(e: BaseException, argv: list[str] | None, verbosity: int) -> int:
+def _fail(e: BaseException, argv: list[str] | None, verbosity: int, command: str) -> int:
     """The one line (and exit code) for an error that ends the command."""
     if isinstance(e, Stopped):
-        log.warning("%s: every worker ended, finished shards kept in staging; %s", e,
-                    _resume_hint(argv), extra={"event": "stopped", "signal": e.signum})
+        if command in ("run", "demo"):
+            log.warning("%s: every worker ended, finished shards kept in staging; %s", e,
+                        _resume_hint(argv), extra={"event": "stopped", "signal": e.signum})
+        else:
+            log.warning("%s; re-run `%s`", e,
+                        _command_line(argv), extra={"event": "stopped", "signal": e.signum})
         return e.exit_code
     if isinstance(e, HearthError) and not e.retryable:
         log.error("%s", e, extra={"event": "failed", "exit_code": e.exit_code})
@@ -312,15 +316,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return int(args.fn(args))
         except Stopped as e:
-            return _fail(e, argv, verbosity)
+            return _fail(e, argv, verbosity, args.command)
         except Exception as e:  # noqa: BLE001 - the exit code contract of the table above
             if stop.received is not None:
                 # the stop came through as another error: raised inside a C extension
                 # (Ray's wait gives SystemError), or a worker that died of the same signal
-                return _fail(Stopped(stop.received), argv, verbosity)
+                return _fail(Stopped(stop.received), argv, verbosity, args.command)
             if os.environ.get("HEARTH_DEBUG") and not isinstance(e, HearthError | OSError):
                 raise
-            return _fail(e, argv, verbosity)
+            return _fail(e, argv, verbosity, args.command)
 
 
 if __name__ == "__main__":

@@ -139,9 +139,9 @@ class RayExecutor:
             except Exception as e:  # noqa: BLE001 - reported as an ExecutionError below
                 failure.append(e)
         if failure:
-            e = failure[0]
+            cause = failure[0]
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
-            raise ExecutionError(f"could not connect to {where}: {e}") from e
+            raise ExecutionError(f"could not connect to {where}: {cause}") from cause
         self._started_here = True
 
     def close(self) -> None:

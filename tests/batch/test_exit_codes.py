@@ -289,3 +289,40 @@ def test_run_book_unreachable_ray_is_a_retryable_execution_error(books, tmp_path
                         address="127.0.0.1:1", connect_timeout=2.0)
     assert e.value.retryable and e.value.exit_code == 5
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.ray
+def test_5_an_address_that_accepts_but_is_no_ray_cluster_fails_within_the_timeout(books, tmp_path):
+    """A port that accepts connections and never answers (not a Ray head) is bounded by
+    the same connect timeout: Ray alone would retry it for minutes."""
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        out = tmp_path / "out"
+        done = hearth_cmd("run", books["clean"], str(out), "--run-date", D, "--executor", "ray",
+                          "--address", f"127.0.0.1:{port}", "--connect-timeout", "4", timeout=120)
+    finally:
+        stop.set()
+        t.join(5)
+        server.close()
+        for c in accepted:
+            c.close()
+    assert done.returncode == 5, done.stderr
+    assert any(f"the Ray cluster at 127.0.0.1:{port} did not answer within 4s" in m
+               for m in messages(done.stderr))
+    assert not out.exists()
