@@ -43,6 +43,7 @@ from hearth.model.wash import GAIN_EPS
 
 ELASTIC_PENALTY = 1_000.0  # dollars of objective per dollar of violated constraint
 TIE_BREAK = 1e-6  # objective dollars per traded dollar, varied by column position
+DRIFT_TIE_BREAK = 1e-3  # relative step of the drift weights from one class to the next
 
 
 @dataclass(frozen=True, eq=False)
@@ -259,9 +260,15 @@ def realized_tax_cost(hh: Household, d: Derived, s: ModelSettings, lay: Layout) 
 
 def drift_cost(hh: Household, d: Derived, s: ModelSettings, lay: Layout) -> np.ndarray:
     """w_in per dollar of deviation inside the band, w_out outside it, per class
-    (over-in, over-out, under-in, under-out); cash is a class like any other."""
-    return np.array([s.drift_weight_in, s.drift_weight_out,
-                     s.drift_weight_in, s.drift_weight_out] * lay.n_classes)
+    (over-in, over-out, under-in, under-out); cash is a class like any other.
+    The weights rise by DRIFT_TIE_BREAK (relative) from class to class, so two
+    answers that put the same small deviation into different classes are never a
+    tie the solver settles by its path (the location stage fixes the exposures the
+    first stage returns, so such a tie would reach the trades)."""
+    k = np.repeat(np.arange(lay.n_classes), 4)
+    base = np.tile([s.drift_weight_in, s.drift_weight_out, s.drift_weight_in, s.drift_weight_out],
+                   lay.n_classes)
+    return base * (1.0 + DRIFT_TIE_BREAK * k)
 
 
 def tie_break(hh: Household, d: Derived, lay: Layout) -> np.ndarray:

@@ -140,13 +140,15 @@ def drift_by_class(hh: Household, d: Derived, holdings_by_class: np.ndarray,
 
 
 def material_cash_flow(hh: Household, d: Derived, s: ModelSettings) -> bool:
-    """A contribution, withdrawal or cash outside its bounds large enough to be an
-    order of its own (a $1 contribution changes no decision)."""
+    """A contribution large enough to be an order of its own (a $1 contribution
+    changes no decision), a withdrawal, or cash outside its bounds by any amount:
+    cash above max_cash breaks a hard rule even by a few dollars of dividends, and
+    the minimum order then invests a little more than the excess."""
     tr = hh.tradable
     size = max(s.min_trade_value, MONEY_TOL)
     outside = np.maximum(hh.cash + hh.contribution - hh.max_cash, 0.0)
     return bool(((hh.contribution >= size) & tr).any() or (hh.withdrawal > 0).any()
-                or (d.cash_need > 0).any() or (outside[tr] >= size).any())
+                or (d.cash_need > 0).any() or (outside[tr] > MONEY_TOL).any())
 
 
 def must_trade(hh: Household, d: Derived, s: ModelSettings) -> list[str]:

@@ -47,6 +47,20 @@ def sixty_forty(household, **kw):
     return household(**base)
 
 
+def test_cash_a_few_dollars_over_max_cash_is_invested_not_infeasible(household, solver):
+    # The next night's dividends left an account $3.14 above its max_cash: trading
+    # nothing breaks the rule, so the household trades the minimum order instead.
+    hh = sixty_forty(household, cash=[1_003.14], max_cash=[1_000.0])
+    out = solve_household(hh, dataclasses.replace(S, min_trade_value=25.0), solver)
+    p = out.proposal
+    assert out.status == "traded", out.message
+    assert p.final_cash[0] <= 1_000.0 + 1e-6
+    bought = p.buy_quantity * hh.price[p.buy_security]
+    assert bought.sum() >= 25.0 - 0.02 and (bought >= 25.0 - 0.02).all()
+    assert check_proposal(hh, p.sell, p.buy_account, p.buy_security, p.buy_quantity, p.final_cash,
+                          CheckRules(min_trade_value=25.0)) == []
+
+
 def test_a_2000_contribution_is_invested_and_nothing_is_sold(household, solver):
     # Before: sold $2,260 of bonds and bought $1,200 (location tilted the classes).
     hh = sixty_forty(household, contribution=[2_000.0])

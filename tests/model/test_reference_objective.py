@@ -108,7 +108,9 @@ def reference_solve(hh, s: ModelSettings, forbidden: frozenset = frozenset()):
     for i, (a, sec) in enumerate(buys):
         c_base[b0 + i] = (cost_rate[sec] + pref[sec] + tie[n_l + i]) * hh.price[sec]
         c_loc[b0 + i] = tau[a, sec] * annuity * hh.price[sec]
-    c_base[k0:] = np.tile([s.drift_weight_in, s.drift_weight_out] * 2, n_k)
+    for k in range(n_k):  # the drift weights step up by 0.1% from class to class (tie-break)
+        step = 1.0 + 1e-3 * k
+        c_base[k0 + 4 * k: k0 + 4 * k + 4] = np.array([s.drift_weight_in, s.drift_weight_out] * 2) * step
 
     a_eq = np.zeros((n_a + n_k, n))
     b_eq = np.zeros(n_a + n_k)
