@@ -134,10 +134,6 @@ def _where(mask: np.ndarray) -> list[int]:
     return [int(i) for i in np.flatnonzero(mask)]
 
 
-def _day(d: np.datetime64 | np.ndarray) -> int:
-    return int(np.asarray(d, dtype="datetime64[D]").astype(np.int64))
-
-
 def _txn_column(hh: Household, name: str, fill: float, dtype: type) -> np.ndarray:
     """An optional transactions column; unknown where absent or not one per row (a
     Household whose transactions were replaced without it)."""
@@ -179,17 +175,19 @@ def wash_sales(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
     t_recent_buy = ((hh.txn_date >= start) & (hh.txn_date <= hh.run_date) & hh.txn_buy
                     & (t_account >= 0) & (t_security >= 0))
     buy_group = hh.wash_group[np.asarray(buy_security, dtype=np.int64)]
+    acquired_day = np.asarray(hh.acquired, dtype="datetime64[D]").astype(np.int64)
+    txn_day = np.asarray(hh.txn_date, dtype="datetime64[D]").astype(np.int64)
 
     for g in sorted(set(group_of_lot[loss_sale].tolist())):
         # (sort key, shares, the lot they belong to or -1, what they are)
         pool: list[tuple[tuple[int, int, int, int], float, int, str]] = []
         for l in _where((group_of_lot == g) & recent_lot & (remaining > 0)):
-            pool.append(((0, _day(hh.acquired[l]), 0, l), float(remaining[l]), l,
+            pool.append(((0, int(acquired_day[l]), 0, l), float(remaining[l]), l,
                          f"lot {hh.lot_ids[l]} ({hh.account_ids[hh.lot_account[l]]}, "
                          f"acquired {hh.acquired[l]})"))
         held_left: dict[tuple[int, int], float] = {}
         rows = sorted(_where(t_recent_buy & (hh.txn_group == g)),
-                      key=lambda t: (_day(hh.txn_date[t]), t))
+                      key=lambda t: (int(txn_day[t]), t))
         for t in rows:
             a, s = int(t_account[t]), int(t_security[t])
             position = (hh.lot_account == a) & (hh.lot_security == s)
@@ -200,7 +198,7 @@ def wash_sales(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
             if shares <= 0:
                 continue
             held_left[(a, s)] = left - shares
-            pool.append(((0, _day(hh.txn_date[t]), 1, t), shares, -1,
+            pool.append(((0, int(txn_day[t]), 1, t), shares, -1,
                          f"buy of {hh.security_ids[s]} in {hh.account_ids[a]} on "
                          f"{hh.txn_date[t]}"))
         for j in _where((buy_group == g) & (np.asarray(buy_quantity) > 0)):
@@ -208,10 +206,12 @@ def wash_sales(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
             pool.append(((1, 0, 2, j), float(buy_quantity[j]), -1,
                          f"today's buy of {buy_quantity[j]:g} {hh.security_ids[s]} in "
                          f"{hh.account_ids[a]}"))
+        if not pool:
+            continue  # no replacement shares: no sale of this group is washed
         pool.sort(key=lambda e: e[0])
         left_in = [e[1] for e in pool]
-        sales = sorted(_where(loss_sale & (group_of_lot == g)),
-                       key=lambda l: (_day(hh.acquired[l]), l))
+        in_group = np.flatnonzero(loss_sale & (group_of_lot == g))
+        sales = in_group[np.lexsort((in_group, acquired_day[in_group]))].tolist()
         for l in sales:
             need = float(sell[l])
             used: list[str] = []

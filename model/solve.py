@@ -240,6 +240,7 @@ class _Run:
         self.exposure_slack = s.location_exposure_tolerance * max(value, 1.0)
         self.first_basis: tuple[np.ndarray, np.ndarray] | None = None
         self.minimum_rows: list[int] = []  # rows raising sell lines to the minimum order
+        self.cost = lp.cost.copy()  # the costs the solver holds
         # the last solve's objective before location: either/or choices are made on it,
         # so location cannot change how much of a class is held through them either
         self.exposure_objective = 0.0
@@ -255,6 +256,7 @@ class _Run:
         column bounds the stages have set (``lower``, ``upper``)."""
         self.solver.load(self.lp)
         self.minimum_rows = []
+        self.cost = self.lp.cost.copy()
         if self.cap_row is not None:
             self.solver.add_rows(np.array([-np.inf]), np.array([np.inf]),
                                  np.array([0], dtype=np.int32), self.out_cols.astype(np.int32),
@@ -293,13 +295,11 @@ class _Run:
             self._keep_basis(first)
             self.exposure_objective = first.objective
             return first
-        n = self.lp.n_col
-        cols = np.arange(n)
         first = self._drift_stages(self.lp.cost - self.location)
         self._keep_basis(first)
         self.exposure_objective = first.objective
         if first.status != SolveStatus.OPTIMAL:
-            self.solver.set_costs(cols, self.lp.cost)
+            self._set_costs(self.lp.cost)
             return first
         # Location decides where the exposures sit, never how much of each class: no
         # class (cash included) may grow past where stage one put it, and each may
@@ -312,12 +312,19 @@ class _Run:
         lo = np.maximum(self.lp.lower[self.drift], lo)
         up = np.minimum(self.lp.upper[self.drift], up)
         self.solver.set_bounds(self.drift, lo, np.maximum(lo, up))
-        self.solver.set_costs(cols, self.lp.cost)
+        self._set_costs(self.lp.cost)
         second = self._one()
         self.solver.set_bounds(self.drift, self.lp.lower[self.drift], self.lp.upper[self.drift])
         if second.status != SolveStatus.OPTIMAL:
             return first
         return second
+
+    def _set_costs(self, cost: np.ndarray) -> None:
+        """The solver's costs to ``cost``, passing only the columns that change."""
+        changed = np.flatnonzero(cost != self.cost)
+        if len(changed):
+            self.solver.set_costs(changed, cost[changed])
+            self.cost = cost.copy()
 
     def _keep_basis(self, r: SolveResult) -> None:
         """The first LP answer's basis (before location), saved for tomorrow: it is
@@ -330,9 +337,8 @@ class _Run:
 
     def _drift_stages(self, cost: np.ndarray) -> SolveResult:
         n = self.lp.n_col
-        cols = np.arange(n)
         if self.cap_row is None:
-            self.solver.set_costs(cols, cost)
+            self._set_costs(cost)
             return self._one()
         stage = np.zeros(n)
         stage[self.out_cols] = 1.0
@@ -341,9 +347,9 @@ class _Run:
         for slack in self.lp.layout.elastic.values():
             stage[slack] = cost[slack]
         self.solver.set_row_bounds(self.cap_row, -np.inf, np.inf)
-        self.solver.set_costs(cols, stage)
+        self._set_costs(stage)
         first = self._one()
-        self.solver.set_costs(cols, cost)
+        self._set_costs(cost)
         if first.status != SolveStatus.OPTIMAL:
             return first
         self.solver.set_row_bounds(self.cap_row, -np.inf, first.objective + self.slack)
