@@ -109,38 +109,29 @@ def _class_holdings(hh: Household, remaining: np.ndarray, buy_security: np.ndarr
 
 def _reasons(hh: Household, d: Derived, p: Proposal, class_change: np.ndarray,
              class_traded: np.ndarray) -> tuple[list[str], list[str]]:
-    """Main driver of each sell (per lot) and each buy line."""
+    """Main driver of each sell (per lot) and each buy line, first match wins:
+    sells restriction, tax_loss_harvest, cash_raise, asset_location, rebalance;
+    buys cash_invest, tax_loss_harvest (a substitute in a harvested class),
+    asset_location, rebalance."""
     relocation = class_traded > 0
     relocation &= np.abs(class_change) <= 0.05 * np.maximum(class_traded, 1e-9)
     needs_cash = (hh.withdrawal > 0) | (hh.cash < hh.min_cash)
     new_cash = (hh.contribution > 0) | (hh.cash > hh.max_cash)
-    harvested = set()
-    sells = []
-    for l in np.flatnonzero(p.sell > 0):
-        a, s = hh.lot_account[l], hh.lot_security[l]
-        if d.no_hold[a, s]:
-            sells.append("restriction")
-        elif d.lot_taxable[l] and d.gain_per_share[l] < 0 and hh.tlh_enabled:
-            sells.append("tax_loss_harvest")
-            harvested.add(int(hh.asset_class[s]))
-        elif needs_cash[a]:
-            sells.append("cash_raise")
-        elif relocation[hh.asset_class[s]]:
-            sells.append("asset_location")
-        else:
-            sells.append("rebalance")
-    buys = []
-    for a, s in zip(p.buy_account, p.buy_security):
-        k = int(hh.asset_class[s])
-        if new_cash[a]:
-            buys.append("cash_invest")
-        elif k in harvested and hh.rank[s] > 1:
-            buys.append("tax_loss_harvest")
-        elif relocation[k]:
-            buys.append("asset_location")
-        else:
-            buys.append("rebalance")
-    return sells, buys
+    lots = np.flatnonzero(p.sell > 0)
+    a, sec = hh.lot_account[lots], hh.lot_security[lots]
+    k = hh.asset_class[sec]
+    harvest = d.lot_taxable[lots] & (d.gain_per_share[lots] < 0) & bool(hh.tlh_enabled)
+    sells = np.select(
+        [d.no_hold[a, sec], harvest, needs_cash[a], relocation[k]],
+        ["restriction", "tax_loss_harvest", "cash_raise", "asset_location"],
+        default="rebalance")
+    harvested = np.zeros(len(hh.classes), dtype=bool)
+    harvested[k[harvest & ~d.no_hold[a, sec]]] = True
+    kb = hh.asset_class[p.buy_security]
+    buys = np.select(
+        [new_cash[p.buy_account], harvested[kb] & (hh.rank[p.buy_security] > 1), relocation[kb]],
+        ["cash_invest", "tax_loss_harvest", "asset_location"], default="rebalance")
+    return sells.tolist(), buys.tolist()
 
 
 def _derive_or_none(hh: Household, settings) -> Derived | None:

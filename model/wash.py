@@ -126,14 +126,18 @@ def disallowed_losses(hh: Household, gain_per_share: np.ndarray, sell: np.ndarra
     recent = np.flatnonzero(recent_lots(hh, days))
     remaining = hh.quantity - sell
     buy_group = hh.wash_group[buy_security]
+    bought = np.zeros(len(hh.wash_groups))
+    np.add.at(bought, buy_group, buy_quantity)
     for g in np.unique(group[sold_loss]):
+        pool_lots = recent[group[recent] == g]
+        if len(pool_lots) == 0 and bought[g] <= 0:
+            continue  # no replacement shares in the group: nothing is washed
         sales = sold_loss[group[sold_loss] == g]
         sales = sales[np.lexsort((sales, hh.acquired[sales]))]
-        pool_lots = recent[group[recent] == g]
         pool_lots = pool_lots[np.lexsort((pool_lots, hh.acquired[pool_lots]))]
         # replacement shares: (lot index or -1 for today's buys, shares left to match)
         pool = [[int(l), float(max(remaining[l], 0.0))] for l in pool_lots]
-        pool.append([-1, float(buy_quantity[buy_group == g].sum())])
+        pool.append([-1, float(bought[g])])
         for l in sales:
             need = float(sell[l])
             for entry in pool:
