@@ -58,8 +58,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def check_output(output: str) -> None:
     """Raise InputError unless OUTPUT is (or can be made) a folder this process can
     write: checked before the book is read, so a bad OUTPUT costs no preparation.
-    An object-store URI is checked by its first write."""
+    An object-store URI: the store, its bucket, a probe write, its local staging."""
     if "://" in output:
+        from hearth.io.fs import check_output as check_store_output
+
+        check_store_output(output)
         return
     path = os.path.abspath(output)
     if os.path.exists(path) and not os.path.isdir(path):

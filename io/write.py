@@ -37,6 +37,23 @@ manifest's files whenever no journal is left.
 A shard's files are written (temp + rename, fsynced) before its marker, and a
 marker is trusted only while its files exist and match it (size, sha256, footer
 rows), so a resumed run recomputes any shard whose files went missing.
+
+An object-store OUTPUT (``s3://``, ``gs://``, ``abfs://``; ``hearth.io.fs``) keeps the
+same layout and protocol with two differences. ``_staging`` lives in the OUTPUT's
+local staging root (``hearth.io.fs.staging_root``), not in the store; the journal,
+the data files and the manifest are in the store. Step 2 uploads (copies) instead of
+renaming: an upload whose object is already there with its size is skipped, a kill
+part-way leaves no object. The manifest is one PUT, so it is still the single commit
+point, and anything in the run date's partitions it does not list (an interrupted
+commit's uploads, the previous night) is deleted after it, or by the next run. The
+previous night's warm state is downloaded into the run's staging before the shards
+run, because workers read it locally.
+
+Files per partition: a commit to an object store concatenates consecutive shards'
+staged files into files of up to ``STORE_FILE_BYTES`` (row groups of up to
+``ROW_GROUP_ROWS`` rows), so a night is a few large objects per table rather than
+one per shard. A local OUTPUT keeps one file per shard (its commit is renames only)
+unless ``RunWriter(file_bytes=...)`` asks for the same.
 """
 
 from __future__ import annotations
@@ -54,7 +71,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hearth.errors import CommitError
+from hearth.io import fs
 from hearth.io.contract import OUTPUT_SCHEMAS
+from hearth.io.fs import is_remote
 
 WARM_SCHEMA = pa.schema([
     ("household_id", pa.string()),
@@ -65,6 +84,11 @@ TABLES = dict(OUTPUT_SCHEMAS, warm=WARM_SCHEMA)
 # manifest count that each table's rows must add up to
 COUNTED = {"trades": "trades", "exceptions": "exceptions", "household_results": "households"}
 FAULT_ENV = "HEARTH_FAULT_KILL"
+# an object store charges per request and lists slowly: a night is a few large
+# objects per table (readers split them by row group), not one per shard
+STORE_FILE_BYTES = 128 << 20
+ROW_GROUP_ROWS = 122_880  # DuckDB's own row group size: its readers parallelize by them
+ROW_GROUP_BYTES = 64 << 20  # in memory: a merge holds at most about this much at once
 
 
 def fault_point(step: str) -> None:
@@ -72,7 +96,8 @@ def fault_point(step: str) -> None:
     ``<step>``, so the kill tests stop a real run at a named point of the protocol.
 
     Steps: ``shard:N`` (after the N-th shard's marker), ``commit:journal``,
-    ``commit:after_move:N``, ``commit:manifest``, ``commit:cleanup`` (previous
+    ``commit:after_move:N`` (after the N-th move, an upload on an object store),
+    ``commit:manifest``, ``commit:cleanup`` (previous
     files deleted), ``commit:staging`` (staging deleted, journal not yet),
     ``commit:done`` (journal deleted); ``recover:*`` are the same steps when the
     next run completes an interrupted commit, ``rollback:after_delete:N`` when it
@@ -90,6 +115,9 @@ def _fsync_dir(path: str) -> None:
 
 
 def _atomic_write_text(path: str, text: str) -> None:
+    if is_remote(path):
+        fs.write_bytes(path, text.encode())  # one PUT: the old object or the new one
+        return
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)
@@ -101,10 +129,40 @@ def _atomic_write_text(path: str, text: str) -> None:
 
 def _read_json(path: str) -> dict[str, Any] | None:
     try:
+        if is_remote(path):
+            return json.loads(fs.read_bytes(path))
         with open(path) as f:
             return json.load(f)
     except FileNotFoundError:
         return None
+
+
+def _exists(path: str) -> bool:
+    return fs.exists(path) if is_remote(path) else os.path.exists(path)
+
+
+def _remove(path: str) -> None:
+    if is_remote(path):
+        fs.remove(path)
+    else:
+        os.remove(path)
+
+
+def _files_in(folder: str) -> list[str]:
+    """Names of the files in a folder (a prefix of an object store); none if absent."""
+    if is_remote(folder):
+        return fs.listdir(folder, files_only=True)
+    if not os.path.isdir(folder):
+        return []
+    return [n for n in os.listdir(folder) if os.path.isfile(os.path.join(folder, n))]
+
+
+def _size_and_rows(path: str) -> tuple[int, int]:
+    """A Parquet file's size and footer row count."""
+    if is_remote(path):
+        with fs.open_input(path) as f:
+            return fs.size(path), pq.read_metadata(f).num_rows
+    return os.path.getsize(path), pq.read_metadata(path).num_rows
 
 
 def _sha256(path: str) -> str:
@@ -124,6 +182,35 @@ def _write_parquet(table: pa.Table, path: str) -> dict[str, Any]:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     return {"rows": table.num_rows, "bytes": os.path.getsize(path), "sha256": _sha256(path)}
+
+
+def _merge_parquet(sources: list[str], path: str, schema: pa.Schema) -> dict[str, Any]:
+    """Concatenate Parquet files (in order) into one at ``path`` (temp + fsync +
+    rename), in row groups of up to ROW_GROUP_ROWS rows, holding about
+    ROW_GROUP_BYTES in memory at most; its rows, bytes, sha256."""
+    tmp = path + ".tmp"
+    rows = 0
+    with open(tmp, "wb") as f:
+        with pq.ParquetWriter(f, schema) as out:
+            pending: list[pa.Table] = []
+
+            def flush() -> None:
+                if pending:
+                    out.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
+                    pending.clear()
+
+            for src in sources:
+                table = pq.read_table(src).cast(schema)
+                rows += table.num_rows
+                pending.append(table)
+                if (sum(t.num_rows for t in pending) >= ROW_GROUP_ROWS
+                        or sum(t.nbytes for t in pending) >= ROW_GROUP_BYTES):
+                    flush()
+            flush()
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return {"rows": rows, "bytes": os.path.getsize(path), "sha256": _sha256(path)}
 
 
 def _file_matches(path: str, info: dict[str, Any], *, checksum: bool) -> bool:
@@ -169,7 +256,8 @@ def _listed(output: str, manifest: dict[str, Any] | None, table: str) -> list[st
 def committed_files(output: str, run_date: str) -> dict[str, list[str]]:
     """Every committed data file of a run date per table (``trades``,
     ``household_results``, ``exceptions``, ``warm``), read through the manifest:
-    what a reader should load, e.g. ``duckdb.read_parquet(files["trades"])``.
+    what a reader should load, e.g. ``duckdb.read_parquet(files["trades"])``. For an
+    object-store OUTPUT they are URIs (``s3://bucket/out/trades/run_date=D/part-...``).
     Raises FileNotFoundError when the run date has no committed manifest."""
     manifest = read_manifest(output, run_date)
     if manifest is None:
@@ -180,9 +268,8 @@ def committed_files(output: str, run_date: str) -> dict[str, list[str]]:
         listed = _listed(output, manifest, table)
         if listed is None:  # a manifest of an older hearth: its partition folder as it is
             folder = _final_dir(output, table, run_date)
-            listed = sorted(os.path.join(folder, n) for n in os.listdir(folder)
-                            if n.startswith("part-") and n.endswith(".parquet")
-                            ) if os.path.isdir(folder) else []
+            listed = sorted(os.path.join(folder, n) for n in _files_in(folder)
+                            if n.startswith("part-") and n.endswith(".parquet"))
         out[table] = listed
     return out
 
@@ -198,8 +285,7 @@ def verify(output: str, manifest: dict[str, Any]) -> dict[str, int]:
         for e in entries:
             path = os.path.join(output, e["path"])
             try:
-                size = os.path.getsize(path)
-                n = pq.read_metadata(path).num_rows
+                size, n = _size_and_rows(path)
             except (OSError, pa.ArrowException) as err:
                 problems.append(f"{e['path']}: unreadable ({err})")
                 continue
@@ -218,16 +304,30 @@ def verify(output: str, manifest: dict[str, Any]) -> dict[str, int]:
     return rows
 
 
+_DEFAULT = object()
+
+
 class RunWriter:
     """One run's staging, shard markers and commit for one output and run date.
-    Assumes one run per output and run date at a time."""
+    Assumes one run per output and run date at a time.
 
-    def __init__(self, output: str, run_date: str, run_id: str) -> None:
+    ``staging_dir``: where an object-store OUTPUT's local staging root is made
+    (``hearth.io.fs.staging_root``); a local OUTPUT stages inside itself.
+    ``file_bytes``: concatenate consecutive shards' files into committed files of
+    up to this many bytes (None: one file per shard); by default STORE_FILE_BYTES
+    for an object store, None for a local OUTPUT."""
+
+    def __init__(self, output: str, run_date: str, run_id: str, *,
+                 staging_dir: str | None = None, file_bytes: Any = _DEFAULT) -> None:
         self.output = output
         self.run_date = run_date
         self.run_id = run_id
-        self.staging = os.path.join(output, "_staging", run_date, run_id)
+        self.remote = is_remote(output)
+        self.root = fs.staging_root(output, staging_dir)  # the output itself when local
+        self.staging = os.path.join(self.root, "_staging", run_date, run_id)
         self.journal = journal_path(output, run_date)
+        self.file_bytes: int | None = (STORE_FILE_BYTES if self.remote else None) \
+            if file_bytes is _DEFAULT else file_bytes
         self._trusted: dict[int, dict[str, Any]] = {}  # markers whose files were checked
         self._shards_written = 0
 
@@ -289,12 +389,17 @@ class RunWriter:
     def commit(self, manifest: dict[str, Any], shards: Iterable[int]) -> str:
         """Make the given shards' files the run date's committed night; returns the
         manifest path. Call ``recover`` first: a journal left here is an error."""
-        if os.path.exists(self.journal):
+        if _exists(self.journal):
             raise CommitError(f"{self.journal}: an interrupted commit was not recovered")
         previous = read_manifest(self.output, self.run_date)
         seq = int((previous or {}).get("commit_seq", 0)) + 1
-        while any(glob.glob(os.path.join(_final_dir(self.output, t, self.run_date),
-                                         f"part-{seq:04d}-*")) for t in TABLES):
+        if self.remote:
+            present = [n for t in TABLES
+                       for n in _files_in(_final_dir(self.output, t, self.run_date))]
+            while any(n.startswith(f"part-{seq:04d}-") for n in present):
+                seq += 1  # never reuse a name that is in the store, whatever put it there
+        while not self.remote and any(glob.glob(os.path.join(
+                _final_dir(self.output, t, self.run_date), f"part-{seq:04d}-*")) for t in TABLES):
             seq += 1  # never reuse a name that is on disk, whatever put it there
         commit_id = f"{seq:04d}-{self.run_id[:8]}"
         staged: dict[str, list[tuple[str, dict[str, Any]]]] = {t: [] for t in TABLES}
@@ -315,17 +420,21 @@ class RunWriter:
                 staged[name].append(("empty", info))
             final = os.path.relpath(_final_dir(self.output, name, self.run_date), self.output)
             files[name] = []
-            for stem, info in sorted(staged[name], key=lambda s: s[0]):
+            parts = sorted(staged[name], key=lambda s: s[0])
+            if self.file_bytes is not None:
+                parts = self._merge(name, parts)
+            for stem, info in parts:
                 dst = os.path.join(final, f"part-{commit_id}-{stem}.parquet")
                 files[name].append({"path": dst, "rows": info["rows"], "bytes": info["bytes"],
                                     "sha256": info["sha256"]})
                 sources[dst] = os.path.relpath(os.path.join(self.staging, info["path"]),
-                                               self.output)
+                                               self.root)
         manifest = dict(manifest, commit=commit_id, commit_seq=seq, files=files,
                         rows={t: sum(e["rows"] for e in es) for t, es in files.items()})
         journal = {"run_id": self.run_id, "commit": commit_id, "sources": sources,
                    "manifest": manifest}
-        os.makedirs(os.path.dirname(self.journal), exist_ok=True)
+        if not self.remote:
+            os.makedirs(os.path.dirname(self.journal), exist_ok=True)
         _atomic_write_text(self.journal, json.dumps(journal, indent=1, default=str))
         fault_point("commit:journal")
         journal = json.loads(json.dumps(journal, default=str))  # what a recovery would read
@@ -336,20 +445,67 @@ class RunWriter:
             raise
         return manifest_path(self.output, self.run_date)
 
+    def _merge(self, table: str, parts: list[tuple[str, dict[str, Any]]]
+               ) -> list[tuple[str, dict[str, Any]]]:
+        """Runs of consecutive staged files of up to ``file_bytes`` in all, each
+        concatenated into one staged file (a run of one is used as it is), stems
+        ``00000``, ``00001``, ... in order: the rows and their order do not change."""
+        assert self.file_bytes is not None
+        groups: list[list[dict[str, Any]]] = []
+        total = 0
+        for _, info in parts:
+            if not groups or total + info["bytes"] > self.file_bytes:
+                groups.append([])
+                total = 0
+            groups[-1].append(info)
+            total += info["bytes"]
+        folder = os.path.join(self.staging, "_merged", table)
+        shutil.rmtree(folder, ignore_errors=True)  # an earlier attempt's: rewritten alike
+        merged: list[tuple[str, dict[str, Any]]] = []
+        for g, group in enumerate(groups):
+            if len(group) == 1:
+                merged.append((f"{g:05d}", group[0]))
+                continue
+            os.makedirs(folder, exist_ok=True)
+            rel = os.path.join("_merged", table, f"part-{g:05d}.parquet")
+            info = _merge_parquet([os.path.join(self.staging, i["path"]) for i in group],
+                                  os.path.join(self.staging, rel), TABLES[table])
+            merged.append((f"{g:05d}", dict(info, path=rel)))
+        return merged
+
+    def _publish(self, src_abs: str, dst_abs: str, size: int) -> bool:
+        """Put one staged file at its final name; False when it is neither staged nor
+        there. Local: a rename. Object store: an upload, skipped when the object is
+        already there with its size (a kill during an upload leaves no object; an
+        error part-way a short one, which is uploaded again)."""
+        if not self.remote:
+            if os.path.exists(src_abs):
+                os.makedirs(os.path.dirname(dst_abs), exist_ok=True)
+                os.replace(src_abs, dst_abs)
+                return True
+            return os.path.exists(dst_abs)
+        try:
+            if fs.size(dst_abs) == size:
+                return True
+        except FileNotFoundError:
+            pass
+        if not os.path.exists(src_abs):
+            return False
+        fs.upload(src_abs, dst_abs)
+        return True
+
     def _roll_forward(self, journal: dict[str, Any], step: str) -> None:
         """Moves (idempotent), check, manifest, clean-up. Raises FileNotFoundError
         when a file is neither staged nor in place (roll back instead)."""
         touched: set[str] = set()
+        sizes = {e["path"]: e["bytes"] for es in journal["manifest"]["files"].values() for e in es}
         for n, (dst, src) in enumerate(journal["sources"].items(), start=1):
-            src_abs, dst_abs = os.path.join(self.output, src), os.path.join(self.output, dst)
-            if os.path.exists(src_abs):
-                os.makedirs(os.path.dirname(dst_abs), exist_ok=True)
-                os.replace(src_abs, dst_abs)
-            elif not os.path.exists(dst_abs):
+            src_abs, dst_abs = os.path.join(self.root, src), os.path.join(self.output, dst)
+            if not self._publish(src_abs, dst_abs, sizes[dst]):
                 raise FileNotFoundError(f"{src} is neither staged nor committed as {dst}")
             touched.add(os.path.dirname(dst_abs))
             fault_point(f"{step}:after_move:{n}")
-        for folder in touched:
+        for folder in touched if not self.remote else ():
             _fsync_dir(folder)
         manifest = journal["manifest"]
         verify(self.output, manifest)
@@ -362,15 +518,19 @@ class RunWriter:
         """After the manifest: delete what it does not list, the staging, the journal."""
         self._remove_unlisted(journal["manifest"])
         fault_point(f"{step}:cleanup")
-        day = os.path.join(self.output, "_staging", self.run_date)
+        day = os.path.join(self.root, "_staging", self.run_date)
         # a committed run date spends every staging folder of that date (a crashed
         # attempt on other inputs too); finishing another run's commit spends its own
         shutil.rmtree(day if every_staging else os.path.join(day, journal["run_id"]),
                       ignore_errors=True)
         fault_point(f"{step}:staging")
-        os.remove(self.journal)
-        _fsync_dir(os.path.dirname(self.journal))
+        self._remove_journal()
         fault_point(f"{step}:done")
+
+    def _remove_journal(self) -> None:
+        _remove(self.journal)
+        if not self.remote:
+            _fsync_dir(os.path.dirname(self.journal))
 
     def _roll_back(self, journal: dict[str, Any]) -> None:
         """Delete the journal's final files that the current manifest does not list."""
@@ -381,12 +541,11 @@ class RunWriter:
         n = 0
         for dst in journal["sources"]:
             path = os.path.join(self.output, dst)
-            if path not in keep and os.path.exists(path):
-                os.remove(path)
+            if path not in keep and _exists(path):
+                _remove(path)
                 n += 1
                 fault_point(f"rollback:after_delete:{n}")
-        os.remove(self.journal)
-        _fsync_dir(os.path.dirname(self.journal))
+        self._remove_journal()
 
     def _discard(self, journal: dict[str, Any]) -> None:
         """A commit whose files do not match: undo it and drop this run's staging,
@@ -405,25 +564,25 @@ class RunWriter:
         for table in TABLES:
             final = _final_dir(self.output, table, self.run_date)
             parent, base = os.path.split(final)
-            if os.path.isdir(parent):
+            if not self.remote and os.path.isdir(parent):  # no older hearth wrote to a store
                 for name in os.listdir(parent):
                     if name.startswith(base + ".old-"):
                         shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
             listed = _listed(self.output, manifest, table)
-            if listed is None or manifest is None or not os.path.isdir(final):
+            if listed is None or manifest is None:
                 continue  # no manifest of this protocol: nothing is known to be stale
             keep = set(listed)
-            for name in os.listdir(final):
+            for name in _files_in(final):
                 path = os.path.join(final, name)
-                if path not in keep and os.path.isfile(path):
-                    os.remove(path)
+                if path not in keep:
+                    _remove(path)
 
     def recover(self) -> dict[str, Any] | None:
         """Finish or undo an interrupted commit of this run date, then remove files
         no manifest lists. Returns the manifest when that completed this run's own
         commit (nothing is left to do), else None."""
         runs = os.path.dirname(self.journal)
-        if os.path.isdir(runs):
+        if not self.remote and os.path.isdir(runs):  # a store's writes leave no temp objects
             for name in os.listdir(runs):
                 if name.endswith(".tmp"):
                     os.remove(os.path.join(runs, name))
@@ -450,12 +609,18 @@ class RunWriter:
         return completed
 
 
-def previous_warm_state(output: str, run_date: str) -> str | None:
+def previous_warm_state(output: str, run_date: str, staging_dir: str | None = None) -> str | None:
     """The newest committed warm-state partition strictly before ``run_date``.
 
     None (a cold start) when that date's partition holds files its manifest does not
     list, i.e. a commit of that date was interrupted and not yet recovered: the
-    reader globs the folder, and warm starts change speed, never the answer."""
+    reader globs the folder, and warm starts change speed, never the answer.
+
+    For an object-store OUTPUT the partition's listed files are downloaded into the
+    run date's local staging (``_staging/D/_warm/``, spent with it when the date
+    commits) and that folder is returned: workers read warm state locally."""
+    if is_remote(output):
+        return _previous_warm_state_remote(output, run_date, staging_dir)
     root = os.path.join(output, "_state", "warm")
     if not os.path.isdir(root):
         return None
@@ -473,4 +638,34 @@ def previous_warm_state(output: str, run_date: str) -> str | None:
             if present != set(listed) or os.path.exists(journal_path(output, day)):
                 return None
         return folder
+    return None
+
+
+def _previous_warm_state_remote(output: str, run_date: str, staging_dir: str | None
+                                ) -> str | None:
+    root = os.path.join(output, "_state", "warm")
+    dates = sorted((d.split("=", 1)[1] for d in fs.listdir(root)
+                    if d.startswith("run_date=") and "." not in d.split("=", 1)[1]),
+                   reverse=True)
+    for day in (d for d in dates if d < run_date):
+        manifest = read_manifest(output, day)
+        if manifest is None:
+            continue  # never committed
+        if "files" not in manifest or _exists(journal_path(output, day)):
+            return None  # a commit of that date is in progress or was interrupted
+        local = os.path.join(fs.staging_root(output, staging_dir), "_staging", run_date, "_warm",
+                             f"run_date={day}")
+        os.makedirs(local, exist_ok=True)
+        wanted = {os.path.basename(e["path"]): e for e in manifest["files"].get("warm", [])}
+        for name in os.listdir(local):
+            if name not in wanted:
+                os.remove(os.path.join(local, name))  # another night's, or a partial one
+        try:
+            for name, e in wanted.items():
+                path = os.path.join(local, name)
+                if not os.path.exists(path) or os.path.getsize(path) != e["bytes"]:
+                    fs.download(os.path.join(output, e["path"]), path)
+        except FileNotFoundError:
+            return None  # replaced by a re-run of that date meanwhile: start cold
+        return local
     return None
