@@ -304,7 +304,9 @@ def next_night(book: str, output: str, run_date: str, out: str, days: int = 1, s
                                  household=tr["household_id"][i]))
             tx_rows.append(dict(account_id=tr["account_id"][i], security_id=tr["security_id"][i],
                                 trade_date=run_date, side="buy", quantity=q, realized_gain=None))
-    over = sold > qty * (1 + QTY_REL_TOL) + QTY_REL_TOL
+    # (a lot of a household set aside for bad data, e.g. a negative quantity, is
+    # never sold: it is carried as it is)
+    over = (sold > 0) & (sold > qty * (1 + QTY_REL_TOL) + QTY_REL_TOL)
     if over.any():
         j = int(np.flatnonzero(over)[0])
         raise ValueError(f"lot {lot_id[j]}: {sold[j]:g} shares sold of {qty[j]:g}")
