@@ -88,9 +88,10 @@ def shard_by_cost(con: duckdb.DuckDBPyConnection, shard_size: int, workers: int 
     """``shard_map`` (household_id, shard, cost): households in id order cut into
     shards of about equal estimated cost (lots, accounts), not of equal count, so
     every worker finishes together and a household with thousands of lots does not
-    make its shard the straggler. There are at least ceil(households / shard_size)
-    shards and at least SHARDS_PER_WORKER per worker; a household costlier than a
-    shard's share is a shard of its own."""
+    make its shard the straggler: a household goes to the shard where the middle of
+    its cost falls. The book is cut into at least ceil(households / shard_size)
+    and at least SHARDS_PER_WORKER-per-worker equal shares of cost; a household
+    costlier than a share is (nearly always) a shard of its own."""
     con.execute(f"""CREATE OR REPLACE TEMP TABLE hh_cost AS
         SELECT h.household_id,
                {COST_PER_HOUSEHOLD} + {COST_PER_ACCOUNT} * coalesce(a.n, 0) + coalesce(l.n, 0) AS cost
@@ -107,7 +108,7 @@ def shard_by_cost(con: duckdb.DuckDBPyConnection, shard_size: int, workers: int 
                (dense_rank() OVER (ORDER BY bucket) - 1)::BIGINT AS shard
         FROM (SELECT household_id, cost,
                      floor((sum(cost) OVER (ORDER BY household_id
-                                            ROWS UNBOUNDED PRECEDING) - cost) / {share}) AS bucket
+                                            ROWS UNBOUNDED PRECEDING) - cost / 2) / {share}) AS bucket
               FROM hh_cost)""")
 
 

@@ -1,0 +1,55 @@
+"""Shards are cut by estimated cost (lots, accounts), not by household count."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from hearth.io.shards import COST_PER_ACCOUNT, COST_PER_HOUSEHOLD, SHARDS_PER_WORKER, shard_by_cost
+
+
+def _book(lots_per_household: list[int]) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    n = len(lots_per_household)
+    con.execute(f"CREATE VIEW in_households AS SELECT printf('H%04d', i) AS household_id "
+                f"FROM range({n}) t(i)")
+    con.execute(f"CREATE VIEW in_accounts AS SELECT printf('H%04d', i) AS household_id, "
+                f"printf('H%04d-A', i) AS account_id FROM range({n}) t(i)")
+    con.execute("CREATE VIEW acct_hh AS SELECT account_id, household_id FROM in_accounts")
+    rows = " UNION ALL ".join(f"SELECT 'H{i:04d}-A' AS account_id FROM range({k})"
+                              for i, k in enumerate(lots_per_household) if k)
+    con.execute(f"CREATE VIEW in_lots AS {rows}")
+    return con
+
+
+def _shards(con) -> list[tuple[int, int, int]]:
+    return con.execute("SELECT shard, count(*), sum(cost) FROM shard_map GROUP BY shard "
+                       "ORDER BY shard").fetchall()
+
+
+def test_equal_cost_not_equal_count():
+    # 40 households of 100 lots, then 4 of 5,000: by count the last shard would be
+    # 40x the others; by cost the large households sit in shards of their own
+    con = _book([100] * 40 + [5_000] * 4)
+    shard_by_cost(con, shard_size=500, workers=2)
+    shards = _shards(con)
+    unit = COST_PER_HOUSEHOLD + COST_PER_ACCOUNT
+    share = (40 * (100 + unit) + 4 * (5_000 + unit)) / (SHARDS_PER_WORKER * 2)
+    big = [s for s in shards if s[2] >= 5_000]
+    assert len(big) == 4 and all(n == 1 for _, n, _ in big)  # one large household each
+    small = [c for _, n, c in shards if n > 1]
+    assert small and max(small) <= share + 100 + unit  # the small ones in shares of cost
+    # contiguous in household id, every household exactly once
+    ids = con.execute("SELECT household_id, shard FROM shard_map ORDER BY household_id").fetchall()
+    assert len(ids) == 44
+    assert [s for _, s in ids] == sorted(s for _, s in ids)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 8])
+def test_at_least_four_shards_per_worker_and_shard_size_caps_count(workers):
+    con = _book([10] * 200)
+    shard_by_cost(con, shard_size=20, workers=workers)
+    shards = _shards(con)
+    assert len(shards) >= max(200 // 20, SHARDS_PER_WORKER * workers)
+    counts = [n for _, n, _ in shards]
+    assert max(counts) - min(counts) <= 1  # equal households: equal cost, equal counts
