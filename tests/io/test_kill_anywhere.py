@@ -1,0 +1,446 @@
+"""SIGKILL a real ``hearth run`` at random moments and at random named fault points,
+seeded, into an OUTPUT that already holds another night and an earlier commit of
+the same run date, and check what readers see, what the re-run does, and that no
+process of the killed run is left.
+
+Each seed picks the pool size (``--workers`` 1 or 2) at random and
+
+- on odd seeds, kills the run's whole process group (what a scheduler does) at a
+  random delay, measured from the process start (start-up, reading) or, on every
+  other odd seed, from the moment the run takes its lock (reading, validating,
+  preparing, shards, commit);
+- on even seeds, sets ``HEARTH_FAULT_KILL`` to a random step of one kind, the kinds
+  in turn (``shard:N``, ``commit:journal``, ``commit:after_move:N``,
+  ``commit:manifest``, ``commit:cleanup``, ``commit:staging``, ``commit:done``):
+  the driver kills itself, as the OOM killer would; what is left of its pool is
+  then killed with the group.
+
+After every kill: the reader through the manifest (``committed_files``) sees the
+previous commit of the date or the whole new one, never a mix; the Hive glob
+``<table>/run_date=*/part-*.parquet`` sees exactly that too whenever no commit
+journal is left (with a journal, a commit was cut between its moves and its
+clean-up, and the glob is documented to see both commits' files: tallied); the
+other night is untouched; every process of the run's tree (walked from /proc while
+it ran) is gone. Then the same command exits 0 with the rows of an uninterrupted
+run (``solve_ms`` aside), every household exactly once, and nothing left over.
+
+``test_commit_kills.py`` kills every commit step in turn on one pool size; this
+file samples the whole run at random on both, with the process checks. The last
+test shows the pool outliving a driver killed alone (xfail: a known bug). Run
+with ``-s`` for the tally of kills, phases and outcomes.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from hearth.batch.config import load_config
+from hearth.batch.generate import generate
+from hearth.batch.run import run_book
+from hearth.cluster.local import LocalExecutor
+from hearth.io.lock import lock_path
+from hearth.io.write import FAULT_ENV, committed_files, journal_path, read_manifest, verify
+
+_spec = importlib.util.spec_from_file_location(
+    "commit_kills", Path(__file__).with_name("test_commit_kills.py"))
+_kills = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
+_spec.loader.exec_module(_kills)  # type: ignore[union-attr]
+view = _kills.view  # the reader through the manifest: table -> rows, solve_ms aside
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")]
+
+NIGHT0, D = "2026-11-19", "2026-11-20"
+N = 120
+SEEDS = range(20)
+KILLED = -signal.SIGKILL
+TIMEOUT = 120.0  # seconds any one command may take on a loaded machine
+GONE_WITHIN = 10.0  # seconds the processes of a killed group have to disappear
+OUTPUT_TABLES = ("trades", "household_results", "exceptions")
+
+
+# -- processes ----------------------------------------------------------------------------
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out  # gone
+    for task in tasks:
+        try:  # a thread may end between the listing and the read
+            out.extend(int(k) for k in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return out
+
+
+def _stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time) of a process; None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], fields[19]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def process_tree(root: int) -> dict[int, tuple[str, str]]:
+    """``root`` and every live descendant: pid -> (start time, command line)."""
+    seen: dict[int, tuple[str, str]] = {}
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        st = _stat(pid)
+        if pid in seen or st is None or st[0] == "Z":
+            continue
+        seen[pid] = (st[1], _cmdline(pid))
+        todo.extend(_children(pid))
+    return seen
+
+
+def survivors(tree: dict[int, tuple[str, str]]) -> dict[int, str]:
+    """The processes of ``tree`` still running (a pid reused by a new process, told
+    apart by its start time, is not a survivor; a zombie has ended)."""
+    left = {}
+    for pid, (start, cmd) in tree.items():
+        st = _stat(pid)
+        if st is not None and st[0] != "Z" and st[1] == start:
+            left[pid] = cmd
+    return left
+
+
+def wait_gone(tree: dict[int, tuple[str, str]], within: float) -> dict[int, str]:
+    deadline = time.monotonic() + within
+    while survivors(tree) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return survivors(tree)
+
+
+class Run:
+    """One ``hearth`` command in its own session (its own process group), watched:
+    its process tree is sampled from /proc until it ends or is killed."""
+
+    def __init__(self, argv: list[str], log_dir: str, env: dict[str, str] | None = None) -> None:
+        os.makedirs(log_dir, exist_ok=True)
+        self.stdout_path = os.path.join(log_dir, "stdout")
+        self.stderr_path = os.path.join(log_dir, "stderr")
+        with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
+            self.p = subprocess.Popen(argv, stdout=out, stderr=err, env=env,
+                                      start_new_session=True)
+        self.t0 = time.monotonic()
+        self.tree: dict[int, tuple[str, str]] = {}
+
+    def watch(self, until=None, timeout: float = TIMEOUT) -> bool:
+        """Sample the tree until the process ends (False) or ``until()`` holds (True)."""
+        deadline = self.t0 + timeout
+        while self.p.poll() is None:
+            self.tree.update(process_tree(self.p.pid))
+            if until is not None and until():
+                self.tree.update(process_tree(self.p.pid))
+                return True
+            if time.monotonic() > deadline:
+                self.kill_group()
+                pytest.fail(f"{' '.join(self.p.args)}: still running after {timeout:.0f}s")
+            time.sleep(0.005)
+        return False
+
+    def kill_group(self) -> None:
+        try:
+            os.killpg(self.p.pid, signal.SIGKILL)  # the session this test started
+        except ProcessLookupError:
+            pass
+
+    def wait(self) -> int:
+        return self.p.wait(timeout=TIMEOUT)
+
+    @property
+    def stdout(self) -> str:
+        return Path(self.stdout_path).read_text()
+
+    @property
+    def stderr(self) -> str:
+        return Path(self.stderr_path).read_text()
+
+
+# -- readers ------------------------------------------------------------------------------
+
+def glob_view(out: str, run_date: str) -> dict[str, list[str]]:
+    """What a reader of the Hive glob sees for one date: table -> rows (as sorted
+    reprs: a multiset), solve_ms aside. Warm state included, like the manifest view."""
+    con = duckdb.connect()
+    got = {}
+    for table in (*OUTPUT_TABLES, "warm"):
+        root = os.path.join(out, "_state", "warm") if table == "warm" else os.path.join(out, table)
+        pattern = os.path.join(root, "run_date=*", "part-*.parquet")
+        if not glob.glob(pattern):
+            got[table] = []
+            continue
+        drop = "solve_ms, run_date" if table == "household_results" else "run_date"
+        rows = con.execute(f"SELECT * EXCLUDE ({drop}) FROM read_parquet(?, hive_partitioning = "
+                           "true) WHERE CAST(run_date AS VARCHAR) = ?", [pattern, run_date]
+                           ).fetchall()
+        got[table] = sorted(map(repr, rows))
+    return got
+
+
+def as_multiset(v: dict[str, list[tuple]] | None) -> dict[str, list[str]] | None:
+    return None if v is None else {t: sorted(map(repr, rows)) for t, rows in v.items()}
+
+
+# -- the environment ----------------------------------------------------------------------
+
+class Env:
+    """The book, the two configurations, the starting output (night 0, and D under
+    the other configuration), the reference views and fault steps per pool size."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.book = os.path.join(root, "book")
+        generate(self.book, N, seed=3, bad_fraction=0.03, profile="small")  # a few exceptions
+        self.new_cfg = os.path.join(root, "new.toml")
+        self.old_cfg = os.path.join(root, "old.toml")
+        Path(self.new_cfg).write_text("shard_size = 20\n")
+        Path(self.old_cfg).write_text("shard_size = 20\ndrift_threshold = 0.05\n")
+        self.base = os.path.join(root, "base")
+        for day, cfg in ((NIGHT0, self.new_cfg), (D, self.old_cfg)):
+            run_book(self.book, self.base, day, load_config(cfg), LocalExecutor(workers=1),
+                     progress=False)
+        self.night0 = view(self.base, NIGHT0)
+        self.previous = view(self.base, D)
+        self.households = sorted(duckdb.sql(
+            f"SELECT household_id FROM '{self.book}/households.parquet'").fetchnumpy()[
+                "household_id"].tolist())
+        self.new: dict[int, dict] = {}
+        self.seconds: dict[int, float] = {}
+        self.start_up: dict[int, float] = {}
+        self.steps: dict[int, list[str]] = {}
+        for workers in (1, 2):
+            out = self.copy(f"reference-{workers}")
+            run = Run(self.command(out, workers), os.path.join(root, "logs", f"ref-{workers}"))
+            run.watch(until=lambda out=out: os.path.exists(lock_path(out, D)))
+            self.start_up[workers] = time.monotonic() - run.t0
+            run.watch()
+            assert run.wait() == 0, run.stderr
+            self.seconds[workers] = time.monotonic() - run.t0
+            self.new[workers] = view(out, D)
+            manifest = read_manifest(out, D)
+            moves = sum(len(v) for v in manifest["files"].values())
+            self.steps[workers] = (
+                [f"shard:{i}" for i in range(1, manifest["shards"] + 1)] + ["commit:journal"]
+                + [f"commit:after_move:{i}" for i in range(1, moves + 1)]
+                + ["commit:manifest", "commit:cleanup", "commit:staging", "commit:done"])
+        # the two states of D differ, and the pool size does not change the rows
+        assert self.previous["trades"] != self.new[1]["trades"]
+        assert {t: v for t, v in self.new[1].items() if t in OUTPUT_TABLES} == \
+            {t: v for t, v in self.new[2].items() if t in OUTPUT_TABLES}
+        self.tally: dict[str, int] = {}
+        self.kills = self.seeds = 0
+
+    def copy(self, name: str) -> str:
+        out = os.path.join(self.root, name)
+        shutil.copytree(self.base, out)
+        return out
+
+    def command(self, out: str, workers: int) -> list[str]:
+        return [sys.executable, "-m", "hearth.batch.cli", "run", self.book, out, "--run-date", D,
+                "--workers", str(workers), "--config", self.new_cfg]
+
+    def count(self, key: str) -> None:
+        self.tally[key] = self.tally.get(key, 0) + 1
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    e = Env(str(tmp_path_factory.mktemp("kill-anywhere")))
+    yield e
+    print(f"\nkill-anywhere: {e.seeds} seeds, {e.kills} kills; uninterrupted run "
+          f"{e.seconds[1]:.1f}s (1 worker), {e.seconds[2]:.1f}s (2 workers)")
+    for k, v in sorted(e.tally.items()):
+        print(f"  {v:3d}  {k}")
+
+
+def phase(out: str) -> str:
+    """How far a killed run got, from what it left on disk."""
+    if os.path.exists(journal_path(out, D)):
+        return "commit"
+    runs = glob.glob(os.path.join(out, "_staging", D, "*"))
+    if not runs:
+        if read_manifest(out, D)["commit_seq"] > 1:
+            return "after the commit (report)"
+        return "reading the book" if os.path.exists(lock_path(out, D)) else "start-up"
+    if not os.path.exists(os.path.join(runs[0], "prep.json")):
+        return "validating and preparing"
+    return "shards"
+
+
+def check_killed(env: Env, out: str) -> str:
+    """The reader views right after a kill; returns what the manifest reader saw."""
+    assert view(out, NIGHT0) == env.night0, "the other night changed"
+    got = view(out, D)
+    if got == env.previous:
+        state = "previous"
+    elif got in (env.new[1], env.new[2]):
+        state = "new"
+    else:
+        pytest.fail(f"{out}: the manifest reader sees neither the previous commit nor the new one")
+    g = glob_view(out, D)
+    assert glob_view(out, NIGHT0) == as_multiset(env.night0)
+    if not os.path.exists(journal_path(out, D)):
+        assert g == as_multiset(got), "no journal left, yet the Hive glob differs from the manifest"
+    else:
+        seen = ("previous" if g == as_multiset(env.previous)
+                else "new" if g == as_multiset(got) else "both commits' files")
+        env.count(f"glob reader with a journal left: {seen}")
+    return state
+
+
+def check_at_rest(env: Env, out: str, workers: int) -> None:
+    """After the re-run exited 0: the uninterrupted rows, each household once, both
+    readers agree, nothing left over."""
+    got = view(out, D)
+    assert got == env.new[workers]
+    assert view(out, NIGHT0) == env.night0
+    assert glob_view(out, D) == as_multiset(got)
+    ids = [r[1] for r in got["household_results"]]  # (run_id, household_id, ...)
+    assert sorted(ids) == env.households, "a household lost or duplicated"
+    manifest = read_manifest(out, D)
+    assert verify(out, manifest)["household_results"] == manifest["households"] == N
+    for table, listed in committed_files(out, D).items():
+        root = os.path.join(out, "_state", "warm") if table == "warm" else os.path.join(out, table)
+        assert sorted(glob.glob(os.path.join(root, f"run_date={D}", "*"))) == sorted(listed)
+    assert not os.path.exists(journal_path(out, D))
+    assert not os.path.exists(lock_path(out, D)), "the lock was not released"
+    assert not os.listdir(os.path.join(out, "_staging")), "staging left behind"
+    assert not [p for p in glob.glob(os.path.join(out, "**"), recursive=True)
+                if p.endswith(".tmp")]
+
+
+def test_the_reference_runs_agree(env):
+    """Both pool sizes commit the same rows, and the previous commit of D differs."""
+    assert len(env.new[1]["household_results"]) == N
+    assert env.new[1]["exceptions"], "the book should carry some bad households"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_kill_at_a_random_moment_or_fault_point(env, seed):
+    rng = random.Random(seed)
+    workers = rng.choice((1, 2))
+    out = env.copy(f"seed-{seed:02d}")
+    logs = os.path.join(env.root, "logs", f"seed-{seed:02d}")
+    environ = {k: v for k, v in os.environ.items() if k != FAULT_ENV}
+    fault = None
+    if seed % 2 == 0:
+        # every kind of step in turn over the even seeds (there are many more moves than
+        # other steps), a random one of that kind
+        kinds = sorted({re.sub(r":\d+$", "", s) for s in env.steps[workers]})
+        kind = kinds[(seed // 2) % len(kinds)]
+        fault = rng.choice([s for s in env.steps[workers] if re.sub(r":\d+$", "", s) == kind])
+        environ[FAULT_ENV] = fault
+        how = "fault " + re.sub(r":\d+$", ":N", fault)
+    else:
+        from_lock = seed % 4 == 3
+        # the whole run, or past its start-up (imports and the pool leave nothing on disk)
+        span = env.seconds[workers] - (env.start_up[workers] if from_lock else 0.0)
+        delay = rng.uniform(0.0, 0.9 * span)
+        how = f"group kill {'after the lock' if from_lock else 'after start'}"
+    env.seeds += 1
+    run = Run(env.command(out, workers), os.path.join(logs, "killed"), environ)
+    if fault is None:
+        anchor = [None if from_lock else run.t0]
+
+        def due() -> bool:
+            if anchor[0] is None and os.path.exists(lock_path(out, D)):
+                anchor[0] = time.monotonic()
+            return anchor[0] is not None and time.monotonic() - anchor[0] >= delay
+
+        if run.watch(until=due):
+            run.kill_group()
+    else:
+        run.watch()
+    code = run.wait()
+    if code != KILLED:  # it finished before the kill
+        assert code == 0, run.stderr
+        env.count(f"w{workers} {how}: finished first")
+        check_at_rest(env, out, workers)
+        return
+    env.kills += 1
+    if fault is not None:
+        # the driver killed itself; what of its pool is still there a moment later
+        orphans = wait_gone(run.tree, 1.0)
+        if orphans:
+            env.count(f"w{workers} fault kill: {len(orphans)} pool process(es) outlived the "
+                      "driver, killed with the group")
+        run.kill_group()
+    left = wait_gone(run.tree, GONE_WITHIN)
+    assert not left, f"left running after the group was killed: {left}"
+    where = phase(out)
+    state = check_killed(env, out)
+    env.count(f"w{workers} {how} during {where} -> reader sees {state}")
+
+    again = Run(env.command(out, workers), os.path.join(logs, "again"))
+    again.watch()
+    code = again.wait()
+    if code == 4:
+        holder = Path(lock_path(out, D)).read_text()
+        pytest.fail(f"the re-run found the killed run's lock {holder!r} and exited 4")
+    assert code == 0, again.stderr
+    assert not wait_gone(again.tree, GONE_WITHIN), "the re-run left processes behind"
+    check_at_rest(env, out, workers)
+    shutil.rmtree(out)
+
+
+def test_most_seeds_killed_the_run(env):
+    if env.seeds < len(SEEDS):
+        pytest.skip("only part of the seeds ran")
+    assert env.kills >= 16, f"{env.kills} of {env.seeds} seeds killed the run before it ended"
+
+
+def test_a_killed_drivers_pool_workers_end_by_themselves(env, tmp_path):
+    """The driver SIGKILLed alone (the OOM killer picks the biggest process) with a
+    pool of two, and nobody kills its group (cron does not): the re-run still
+    commits the uninterrupted rows while what is left of the killed run lingers, and
+    those processes should end by themselves. They do not: each pool worker holds
+    both ends of the pool's pipes, so no EOF ever reaches it, and it blocks for good
+    writing its shard's result to a pipe nobody reads (seen: still there minutes
+    later), with the resource tracker. xfail until cluster/local.py ends workers
+    whose driver is gone."""
+    out = env.copy("orphans")
+    environ = dict(os.environ, **{FAULT_ENV: "shard:2"})
+    run = Run(env.command(out, 2), str(tmp_path / "killed"), environ)
+    run.watch()
+    assert run.wait() == KILLED
+    try:
+        workers = [c for _, c in run.tree.values() if "spawn_main" in c]
+        assert len(workers) >= 2, run.tree  # the pool was running when the driver died
+        again = Run(env.command(out, 2), str(tmp_path / "again"))
+        again.watch()
+        assert again.wait() == 0, again.stderr
+        check_at_rest(env, out, 2)
+        left = wait_gone(run.tree, 3.0)  # on top of the re-run's seconds
+    finally:
+        run.kill_group()
+        assert not wait_gone(run.tree, GONE_WITHIN)
+    if left:
+        pytest.xfail(f"{len(left)} process(es) of the killed driver still running after the "
+                     "re-run and 3s more: " + "; ".join(sorted(
+                         c.split(" -c ")[-1][:50] for c in left.values())))
