@@ -64,16 +64,18 @@ import json
 import os
 import shutil
 import signal
+import socket
 from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hearth.errors import CommitError
+from hearth.errors import CommitError, RunLocked
 from hearth.io import fs
 from hearth.io.contract import OUTPUT_SCHEMAS
 from hearth.io.fs import is_remote
+from hearth.io.lock import lock_path
 
 WARM_SCHEMA = pa.schema([
     ("household_id", pa.string()),
@@ -509,14 +511,33 @@ class RunWriter:
             _fsync_dir(folder)
         manifest = journal["manifest"]
         verify(self.output, manifest)
+        if self.remote:
+            self._check_lock_object()
         _atomic_write_text(manifest_path(self.output, self.run_date),
                            json.dumps(manifest, indent=2, sort_keys=True, default=str))
         fault_point(f"{step}:manifest")
         self._finish(journal, step, every_staging=True)
 
+    def _check_lock_object(self) -> None:
+        """Before an object-store commit point: the lock object, if there is one, must
+        still be this process's. The lock object is check-then-write (``hearth.io.lock``),
+        so two runs on two machines can both start; this keeps the one whose lock was
+        overwritten from publishing a second manifest. Its uploads stay unlisted, for
+        the next run to delete."""
+        holder = _read_json(lock_path(self.output, self.run_date))
+        if holder is not None and (holder.get("pid"), holder.get("host")) != (
+                os.getpid(), socket.gethostname()):
+            raise RunLocked(
+                f"another run took {self.output} for {self.run_date} while this one ran (pid "
+                f"{holder.get('pid')} on {holder.get('host')} since {holder.get('started')}); "
+                "nothing was committed by this run: let that one finish")
+
     def _finish(self, journal: dict[str, Any], step: str, *, every_staging: bool) -> None:
-        """After the manifest: delete what it does not list, the staging, the journal."""
-        self._remove_unlisted(journal["manifest"])
+        """After the manifest: delete what it does not list, the staging, the journal.
+        On an object store, what the manifest in the store lists (the same one, unless
+        a run on another machine committed meanwhile: then its files are kept)."""
+        self._remove_unlisted(read_manifest(self.output, self.run_date) if self.remote
+                              else journal["manifest"])
         fault_point(f"{step}:cleanup")
         day = os.path.join(self.root, "_staging", self.run_date)
         # a committed run date spends every staging folder of that date (a crashed

@@ -370,3 +370,26 @@ def test_an_unusable_uri_is_exit_code_2_before_the_book_is_read(server, bucket, 
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert "does not exist" in done.stderr
+
+
+def test_a_run_whose_lock_object_was_taken_meanwhile_does_not_commit(server, bucket, book, local):
+    """Two machines can both pass the check-then-write lock; the one whose lock object
+    was overwritten stops before its commit point, and the next run cleans up."""
+    out = f"s3://{bucket}/out"
+    remote = lock_path(out, D)
+    other = {"pid": 1, "host": "elsewhere", "started": "x", "token": "theirs"}
+
+    def taken_meanwhile(tasks):
+        fs.write_bytes(remote, json.dumps(other).encode())
+        return tasks
+
+    with pytest.raises(RunLocked, match="while this one ran .*pid 1 on elsewhere"):
+        run_book(book, out, D, CONFIG, LocalExecutor(workers=1), progress=False,
+                 shard_filter=taken_meanwhile)
+    assert read_manifest(out, D) is None  # nothing committed
+    assert json.loads(fs.read_bytes(remote)) == other  # and their lock left alone
+    assert [k for k in _keys(server, bucket) if "run_date=" in k]  # its uploads, unlisted
+    fs.remove(remote)  # that run ends
+    _run(book, out)
+    assert _view(out, D, server) == local["cold"]
+    _at_rest(server, bucket, out)
