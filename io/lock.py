@@ -184,6 +184,11 @@ class RunLock:
                 os.remove(self.path)
             except FileNotFoundError:
                 pass
+            if self.remote is not None:  # a staging root keeps no folder per night
+                try:
+                    os.rmdir(os.path.dirname(self.path))
+                except OSError:
+                    pass
         self.held = False
 
     def __enter__(self) -> RunLock:
