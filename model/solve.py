@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hearth.model import wash
-from hearth.model.build import Derived, build, derive
+from hearth.model.build import DRIFT_TIE_BREAK, Derived, build, derive
 from hearth.model.highs import Solver, SolverError, SolveResult, SolveStatus
 from hearth.model.household import TAXABLE, Household
 from hearth.model.lp import LinearProgram, ModelSettings
@@ -48,7 +48,7 @@ DUST = 0.005  # dollars: solver noise below half a cent is not a trade
 MAX_EITHER_OR_ROUNDS = 24  # one conflict is settled per round; households have few groups
 MIN_TRADE_ROUNDS = 6  # binaries added per round for the lines still below the minimum ...
 MIN_TRADE_TARGETED_ROUNDS = 2  # ... and after two targeted rounds, for every line at once
-MIN_TRADE_FALLBACK_ROUNDS = 3  # zeroing the small lines settles within a few re-solves
+MIN_TRADE_REPAIR_ROUNDS = 8  # LP rounds before binaries: each costs two cheap re-solves
 TAX_BUDGET_ROUNDS = 3  # tightening the budget row converges in one or two
 W1_CLEARING_TRIALS = 4  # groups per household whose pool is worth a trial solve
 
@@ -836,7 +836,7 @@ def repair_small_lines(run: _Run, hh: Household, d: Derived, s: ModelSettings,
     re-solve can put another line below the minimum. Returns (last feasible
     answer, either/or conflicts, no line left below the minimum)."""
     n_conflicts = 0
-    for round_ in range(MIN_TRADE_FALLBACK_ROUNDS):
+    for round_ in range(MIN_TRADE_REPAIR_ROUNDS):
         if res.status != SolveStatus.OPTIMAL:
             return res, n_conflicts, False
         sells, buys = min_trade_violations(hh, lp, res.x, s.min_trade_value)
@@ -977,8 +977,9 @@ def do_nothing_cost(hh: Household, d: Derived, s: ModelSettings) -> float:
                          float((hh.cash + hh.contribution - hh.withdrawal).sum()))
     cap = d.band * max(d.target_value, 0.0)
     inside = np.minimum(np.abs(dev), cap)
-    return float(s.drift_weight_in * inside.sum()
-                 + s.drift_weight_out * (np.abs(dev) - inside).sum())
+    step = 1.0 + DRIFT_TIE_BREAK * np.arange(len(dev))  # as drift_cost prices each class
+    return float(s.drift_weight_in * (step * inside).sum()
+                 + s.drift_weight_out * (step * (np.abs(dev) - inside)).sum())
 
 
 def proposal_cost(lp: LinearProgram, x: np.ndarray) -> float:
@@ -999,6 +1000,19 @@ class _Stages:
     warm_started: bool
     saved: WarmStart | None
     first_seconds: float
+    early: bool = False  # stopped before the minimum order and the budget: not worth a trade
+
+
+def not_worth_a_trade(hh: Household, d: Derived, s: ModelSettings, lp: LinearProgram,
+                      res: SolveResult) -> bool:
+    """The answer before the minimum order and the tax budget are settled is the
+    best any answer can be (both only restrict it): when nothing obliges a trade
+    and even it does not beat doing nothing by the minimum benefit, the household
+    is ``no_trade`` and no more is solved (a MIP of hundreds of small lines was
+    spent on such households)."""
+    if res.status != SolveStatus.OPTIMAL or must_trade(hh, d, s):
+        return False
+    return do_nothing_cost(hh, d, s) - proposal_cost(lp, res.x) < minimum_benefit(d, s)
 
 
 def _solve_stages(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
@@ -1034,6 +1048,9 @@ def _solve_stages(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
     if s.wash_sale_method != "mip":
         res, n_wash = resolve_either_or(run, hh, d, lp, res, lower, upper)
     n_binaries, fallback = 0, False
+    if not_worth_a_trade(hh, d, s, lp, res):
+        return _Stages(res, run, lower, upper, n_wash, 0, False, warm_started, saved,
+                       first_seconds, early=True)
     if s.min_trade_value > 0:
         res, n_binaries, more, fallback = enforce_min_trade(run, hh, d, s, lp, res, lower, upper)
         n_wash += more
@@ -1126,7 +1143,7 @@ def _solve_built(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
     if s.whole_shares and lp.integrality is not None:
         relaxed = dataclasses.replace(lp, integrality=None)
         st = _solve_stages(hh, d, s, solver, relaxed, warm)
-        rounded = round_whole_shares(hh, d, s, relaxed, st)
+        rounded = st.res if st.early else round_whole_shares(hh, d, s, relaxed, st)
         if rounded is not None:
             st.res, lp = rounded, relaxed
         else:  # the MIP, where rounding does not hold
