@@ -11,8 +11,8 @@ bounded: an address that does not accept a connection within ``connect_timeout``
 seconds is :class:`hearth.errors.ExecutionError` (retryable, exit code 5), and so is
 a Ray that does not finish connecting in that time. Anything that leaves
 :meth:`RayExecutor.run` other than by finishing (SIGTERM/SIGINT, a failed shard)
-force-cancels the tasks in flight, which ends the Ray worker processes running
-them; a local Ray instance this executor started is shut down with all its
+force-cancels the tasks in flight on a cluster, which ends the Ray worker processes
+running them; a local Ray instance this executor started is shut down with all its
 processes.
 """
 
@@ -74,19 +74,29 @@ def _wait_reachable(address: str, deadline: float) -> None:
             time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
 
-def _init(**kwargs: object) -> None:
+def _init(*, local: bool, **kwargs: object) -> None:
     """``ray.init`` that leaves this process's SIGTERM handler as it was (Ray's own,
     ``sys.exit``, would skip ending the workers and the resume message), and without
-    Ray's warning that it cannot set one from another thread."""
+    Ray's warning that it cannot set one from another thread.
+
+    A ``local`` instance's processes (GCS, raylet, and the Ray workers the raylet
+    starts) are started with SIGTERM blocked, as Ray itself blocks SIGINT for them:
+    a SIGTERM sent to the whole process group then reaches only the driver, which
+    shuts the instance down in order. Killed by the same signal instead, they left
+    the driver's core worker waiting for a GCS that was gone, and it ended the
+    process with exit code 1 before the run could stop cleanly."""
     in_main = threading.current_thread() is threading.main_thread()
     old = signal.getsignal(signal.SIGTERM) if in_main else None
     worker_log = logging.getLogger("ray._private.worker")
     level = worker_log.level
     if not in_main:
         worker_log.setLevel(logging.ERROR)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM}) if local else None
     try:
         ray.init(log_to_driver=False, configure_logging=False, **kwargs)  # type: ignore[arg-type]
     finally:
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending SIGTERM lands here
         worker_log.setLevel(level)
         if in_main and old is not None:
             signal.signal(signal.SIGTERM, old)
@@ -119,7 +129,7 @@ class RayExecutor:
             # that thread)
             def connect() -> None:
                 try:
-                    _init(address=self.address)
+                    _init(local=False, address=self.address)
                 except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
                     failure.append(e)
 
@@ -135,7 +145,7 @@ class RayExecutor:
             # started them (Ray's fate sharing), so it must be the one that lives longest
             try:
                 # "local": a new instance even when `ray start` left one on this machine
-                _init(address="local", num_cpus=self.workers, include_dashboard=False)
+                _init(local=True, address="local", num_cpus=self.workers, include_dashboard=False)
             except Exception as e:  # noqa: BLE001 - reported as an ExecutionError below
                 failure.append(e)
         if failure:
@@ -180,8 +190,13 @@ class RayExecutor:
                     on_result(out)
             finished = True
         finally:
-            if not finished:
-                for ref in pending:  # force: the worker process running the task is ended
+            if not finished and not self._started_here:
+                # On a cluster of its own, force-cancel ends the worker processes running
+                # this run's tasks. A local instance started here is ended whole by close();
+                # cancelling there as well races with workers that the same signal reached
+                # through the process group and can abort Ray's core worker (a failed
+                # check in its task manager) before the run can exit 143.
+                for ref in pending:
                     try:
                         ray.cancel(ref, force=True)
                     except Exception:  # noqa: BLE001 - best effort on the way out

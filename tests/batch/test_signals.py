@@ -151,6 +151,7 @@ def _stop_mid_run(env, out: Path, signum: int, *, group: bool, extra: tuple[str,
         else:
             os.kill(p.pid, signum)
         stdout, stderr = p.communicate(timeout=TIMEOUT)
+        exited_after = time.monotonic() - t0
         while survivors(tree) and time.monotonic() - t0 < GONE_WITHIN:
             time.sleep(0.05)
         gone_after = time.monotonic() - t0
@@ -159,7 +160,8 @@ def _stop_mid_run(env, out: Path, signum: int, *, group: bool, extra: tuple[str,
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
     print(f"{signal.Signals(signum).name} to the {'group' if group else 'driver'}: "
-          f"{len(tree)} processes gone {gone_after:.2f}s after the signal")
+          f"the driver exited after {exited_after:.2f}s, its {len(tree)} processes were all gone "
+          f"after {gone_after:.2f}s")
     return p, argv, tree, stdout, stderr, gone_after
 
 
