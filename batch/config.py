@@ -87,9 +87,11 @@ class RunConfig(BaseModel):
     """HiGHS presolve; off by default: household LPs are small and solve faster without it."""
     warm_start: bool = True
     """Reuse the previous night's basis when a household's structure is unchanged."""
-    duckdb_memory_limit: str = "128MB"
+    duckdb_memory_limit: str = "1GB"
     """DuckDB's memory cap for reading, validating and sharding the whole book (it
-    spills to disk beyond it), so the driver's memory does not grow with the book."""
+    spills to disk beyond it), so the driver's memory does not grow with the book.
+    A book of 20,000 realistic households (57 million lots) needs more than 128MB
+    for its duplicate-id checks."""
     shard_size: int = Field(500, ge=1)
     """Households per shard, on average: shards are cut by estimated cost (lots and
     accounts), at least 4 per worker, so a shard of large households holds fewer."""

@@ -405,6 +405,11 @@ def validate(con: duckdb.DuckDBPyConnection, run_date: str | None = None) -> Non
             con.execute(sql)
         except _SQL_ERRORS:
             raise
+        except duckdb.OutOfMemoryException as e:  # the configuration, not the data
+            limit = con.execute("SELECT current_setting('memory_limit')").fetchone()
+            raise InputError(f"table {table}: checking {what} needs more memory than DuckDB's "
+                             f"limit of {limit[0] if limit else '?'} on this book; raise "
+                             "duckdb_memory_limit in the run configuration") from e
         except duckdb.Error as e:  # the file, not the check: a corrupt page, a bad encoding
             raise InputError(f"table {table}: its data (or that of a table it refers to) "
                              f"cannot be read while checking {what} ({type(e).__name__}: {e}); "
