@@ -335,7 +335,7 @@ def test_the_lock_object_refuses_a_second_run_and_is_taken_over_from_a_dead_hold
         # and a whole run is refused before it touches anything
         before = _keys(server, bucket)
         with pytest.raises(RunLocked):
-            run_book(book, out, D, CONFIG, LocalExecutor(workers=1), progress=False,)
+            run_book(book, out, D, CONFIG, LocalExecutor(workers=1), progress=False)
         assert _keys(server, bucket) == before == [f"out/_runs/{D}/lock.json"]
         RunLock(out, NIGHT0).acquire().release()  # another date is free
     assert not fs.exists(remote)  # released
