@@ -197,7 +197,10 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
         rows = np.array([ref.security_index[s] for s in universe], dtype=np.int64)
         h0, h1 = runs["ht"].get(hid, empty)
         if h1 > h0:
-            tgt_classes, tgt_w = tuple(ht_class[h0:h1]), np.asarray(ht_w[h0:h1], dtype=float)
+            # a row without an asset_class counts for nothing (validation sums the others)
+            has = np.array([k is not None for k in ht_class[h0:h1]], dtype=bool)
+            tgt_classes = tuple(ht_class[h0:h1][has])
+            tgt_w = np.asarray(ht_w[h0:h1], dtype=float)[has]
         else:
             tgt_classes, tgt_w = ref.targets.get(model_id, ((), np.zeros(0)))
         g0, g1 = runs["ha"].get(hid, empty)

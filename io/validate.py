@@ -207,6 +207,12 @@ def _type_checks(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
     return out
 
 
+# said where a weights_not_one sum leaves out rows without an asset_class
+_CLASSLESS = ("CASE WHEN count(*) FILTER (WHERE asset_class IS NULL) > 0 THEN ' (' || "
+              "count(*) FILTER (WHERE asset_class IS NULL) || ' row(s) without an asset_class, "
+              "which count for nothing: fill it)' ELSE '' END")
+
+
 def _checks(run_date: str | None) -> list[tuple[str, str, str]]:
     """(table, code, SQL selecting household_id, account_id, record_id, message)."""
     future = (f"SELECT a.household_id, l.account_id, l.lot_id, 'acquired_date ' || "
@@ -316,12 +322,15 @@ def _checks(run_date: str | None) -> list[tuple[str, str, str]]:
               AND tax_exempt_fraction BETWEEN 0 AND 1
               AND qualified_fraction + tax_exempt_fraction > 1 + {WEIGHT_TOL}"""),
         # targets ------------------------------------------------------------------------
+        # a row without an asset_class counts for nothing (the model reads it so): the
+        # sum is of the rows that have one
         ("targets", "weights_not_one", f"""
             SELECT NULL, NULL, model_id, 'weights of model ' || model_id || ' sum to ' ||
-                   round(sum(weight), 8) || ', not 1; fix the model'
+                   round(coalesce(sum(weight) FILTER (WHERE asset_class IS NOT NULL), 0), 8) ||
+                   ', not 1' || {_CLASSLESS} || '; fix the model'
             FROM in_targets GROUP BY model_id
-            HAVING bool_and(coalesce(isfinite(weight), false))
-               AND abs(sum(weight) - 1) > {WEIGHT_TOL}"""),
+            HAVING bool_and(coalesce(isfinite(weight), false)) AND abs(coalesce(
+                sum(weight) FILTER (WHERE asset_class IS NOT NULL), 0) - 1) > {WEIGHT_TOL}"""),
         ("targets", "duplicate_target", """
             SELECT NULL, NULL, model_id || '/' || asset_class, 'asset class listed twice in a model'
             FROM in_targets GROUP BY model_id, asset_class HAVING count(*) > 1"""),
@@ -332,13 +341,14 @@ def _checks(run_date: str | None) -> list[tuple[str, str, str]]:
                   (SELECT security_id FROM in_securities WHERE security_id IS NOT NULL)"""),
         ("household_targets", "weights_not_one", f"""
             SELECT household_id, NULL, household_id, 'custom weights sum to ' ||
-                   round(sum(weight), 8) || ', not 1'
+                   round(coalesce(sum(weight) FILTER (WHERE asset_class IS NOT NULL), 0), 8) ||
+                   ', not 1' || {_CLASSLESS}
             FROM in_household_targets GROUP BY household_id
-            HAVING bool_and(coalesce(isfinite(weight), false))
-               AND abs(sum(weight) - 1) > {WEIGHT_TOL}"""),
+            HAVING bool_and(coalesce(isfinite(weight), false)) AND abs(coalesce(
+                sum(weight) FILTER (WHERE asset_class IS NOT NULL), 0) - 1) > {WEIGHT_TOL}"""),
         ("household_targets", "unknown_household", """
             SELECT NULL, NULL, household_id, 'household_id is not in households'
-            FROM in_household_targets WHERE household_id NOT IN
+            FROM in_household_targets WHERE household_id IS NULL OR household_id NOT IN
                  (SELECT household_id FROM in_households WHERE household_id IS NOT NULL)"""),
         # restrictions, transactions, held-away, menus -------------------------------------
         ("restrictions", "invalid_rule", f"""
