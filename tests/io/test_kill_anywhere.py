@@ -160,7 +160,7 @@ class Run:
                 return True
             if time.monotonic() > deadline:
                 self.kill_group()
-                pytest.fail(f"{' '.join(self.p.args)}: still running after {timeout:.0f}s")
+                raise AssertionError(f"{' '.join(self.p.args)}: still running after {timeout:.0f}s")
             time.sleep(0.005)
         return False
 
@@ -302,7 +302,8 @@ def check_killed(env: Env, out: str) -> str:
     elif got in (env.new[1], env.new[2]):
         state = "new"
     else:
-        pytest.fail(f"{out}: the manifest reader sees neither the previous commit nor the new one")
+        raise AssertionError(f"{out}: the manifest reader sees neither the previous commit nor "
+                             "the new one")
     g = glob_view(out, D)
     assert glob_view(out, NIGHT0) == as_multiset(env.night0)
     if not os.path.exists(journal_path(out, D)):
@@ -341,12 +342,13 @@ def test_the_reference_runs_agree(env):
     assert env.new[1]["exceptions"], "the book should carry some bad households"
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_a_kill_at_a_random_moment_or_fault_point(env, seed):
+def kill_once(env: Env, seed: int) -> dict:
+    """One seed: start, kill, check the readers and the processes, re-run, check the
+    rows. Raises AssertionError on a check that fails; returns what happened."""
     rng = random.Random(seed)
     workers = rng.choice((1, 2))
-    out = env.copy(f"seed-{seed:02d}")
-    logs = os.path.join(env.root, "logs", f"seed-{seed:02d}")
+    out = env.copy(f"seed-{seed:04d}")
+    logs = os.path.join(env.root, "logs", f"seed-{seed:04d}")
     environ = {k: v for k, v in os.environ.items() if k != FAULT_ENV}
     fault = None
     if seed % 2 == 0:
@@ -363,9 +365,11 @@ def test_a_kill_at_a_random_moment_or_fault_point(env, seed):
         span = env.seconds[workers] - (env.start_up[workers] if from_lock else 0.0)
         delay = rng.uniform(0.0, 0.9 * span)
         how = f"group kill {'after the lock' if from_lock else 'after start'}"
+    record: dict = {"seed": seed, "workers": workers, "how": fault or how}
     env.seeds += 1
     run = Run(env.command(out, workers), os.path.join(logs, "killed"), environ)
     if fault is None:
+        record["delay"] = round(delay, 3)
         anchor = [None if from_lock else run.t0]
 
         def due() -> bool:
@@ -382,31 +386,40 @@ def test_a_kill_at_a_random_moment_or_fault_point(env, seed):
         assert code == 0, run.stderr
         env.count(f"w{workers} {how}: finished first")
         check_at_rest(env, out, workers)
-        return
+        shutil.rmtree(out)
+        return dict(record, outcome="finished first")
     env.kills += 1
     if fault is not None:
         # the driver killed itself; what of its pool is still there a moment later
         orphans = wait_gone(run.tree, 1.0)
+        record["orphans"] = len(orphans)
         if orphans:
             env.count(f"w{workers} fault kill: {len(orphans)} pool process(es) outlived the "
                       "driver, killed with the group")
         run.kill_group()
     left = wait_gone(run.tree, GONE_WITHIN)
+    record["survivors"] = len(left)
     assert not left, f"left running after the group was killed: {left}"
-    where = phase(out)
-    state = check_killed(env, out)
-    env.count(f"w{workers} {how} during {where} -> reader sees {state}")
+    record["phase"] = phase(out)
+    record["reader"] = check_killed(env, out)
+    env.count(f"w{workers} {how} during {record['phase']} -> reader sees {record['reader']}")
 
     again = Run(env.command(out, workers), os.path.join(logs, "again"))
     again.watch()
     code = again.wait()
     if code == 4:
         holder = Path(lock_path(out, D)).read_text()
-        pytest.fail(f"the re-run found the killed run's lock {holder!r} and exited 4")
+        raise AssertionError(f"the re-run found the killed run's lock {holder!r} and exited 4")
     assert code == 0, again.stderr
     assert not wait_gone(again.tree, GONE_WITHIN), "the re-run left processes behind"
     check_at_rest(env, out, workers)
     shutil.rmtree(out)
+    return dict(record, outcome="killed", rerun=code)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_kill_at_a_random_moment_or_fault_point(env, seed):
+    kill_once(env, seed)
 
 
 def test_most_seeds_killed_the_run(env):
