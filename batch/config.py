@@ -86,7 +86,12 @@ class RunConfig(BaseModel):
     presolve: bool = False
     """HiGHS presolve; off by default: household LPs are small and solve faster without it."""
     warm_start: bool = True
-    """Reuse the previous night's basis when a household's structure is unchanged."""
+    """Start each household from the previous night's basis, mapped by the stable
+    identity of its variables (lot, account x security, class, row)."""
+    warm_check_share: float = Field(0.02, ge=0, le=1)
+    """Share of warm-started households (chosen by a hash of the household id) solved
+    cold as well and compared; where the answers differ the cold one is written and
+    a warning logged. 1 checks every one."""
     duckdb_memory_limit: str = "1GB"
     """DuckDB's memory cap for reading, validating and sharding the whole book (it
     spills to disk beyond it), so the driver's memory does not grow with the book.

@@ -8,6 +8,7 @@ row and an ``exceptions`` row.
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from hearth.model.lp import ModelSettings
 from hearth.model.review import ReviewThresholds, review_reasons
 from hearth.model.solve import Outcome, Proposal, drift_by_class, realized_by_term, solve_household
 from hearth.model.tax import tax_due
+
+log = logging.getLogger("hearth.pipeline")
 
 STAGES = ("read", "assemble", "build", "solve", "check", "report")
 
@@ -196,6 +199,11 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
                                    f"{traceback.format_exc(limit=2).splitlines()[-1]}")
             solver = Solver(time_limit=config.time_limit, presolve=config.presolve)
         spent = time.perf_counter() - t_h
+        if outcome.warm_mismatch:
+            log.warning("household %s: the warm-started answer differed from a cold solve; "
+                        "the cold answer is written", hid,
+                        extra={"event": "warm_mismatch", "run_id": run_id, "shard": shard,
+                               "household_id": hid})
         seconds["solve"] += outcome.solve_seconds
         seconds["build"] += spent - outcome.solve_seconds
         if outcome.n_col:

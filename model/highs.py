@@ -7,6 +7,7 @@ Everything outside speaks hearth's vocabulary: :class:`SolveStatus` and
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -80,6 +81,7 @@ class SolveResult:
     mip: bool
     limited: bool = False  # a MIP stopped at its node limit with a feasible answer
     row_activity: np.ndarray | None = None  # A x, one value per row
+    retried: str | None = None  # the algorithm of a cold retry after an error or time limit
 
 
 class Solver:
@@ -224,6 +226,28 @@ class Solver:
 
     # -- solve -------------------------------------------------------------------------
     def solve(self) -> SolveResult:
+        """Solve from wherever the instance is (a hot start after a change). An LP
+        that ends in error or at the time limit is retried cold, by the dual
+        simplex and then by the interior-point method, before its status stands:
+        HiGHS has open reports of hot starts that go wrong."""
+        r = self._run()
+        if self._integer or r.status not in (SolveStatus.ERROR, SolveStatus.TIME_LIMIT):
+            return r
+        spent_s, spent_it = r.seconds, r.iterations
+        for algorithm in ("simplex", "ipm"):
+            self._h.clearSolver()  # cold: no basis, no solution
+            self._h.setOptionValue("solver", algorithm)
+            try:
+                r = self._run()
+            finally:
+                self._h.setOptionValue("solver", "choose")
+            spent_s, spent_it = spent_s + r.seconds, spent_it + r.iterations
+            if r.status not in (SolveStatus.ERROR, SolveStatus.TIME_LIMIT):
+                break
+        return dataclasses.replace(r, seconds=spent_s, iterations=spent_it,
+                                   retried=algorithm)
+
+    def _run(self) -> SolveResult:
         # HiGHS measures time_limit on the instance's cumulative run clock, so a
         # reused instance would run out after enough households: move the limit.
         self._h.setOptionValue("time_limit", self._h.getRunTime() + self._time_limit)

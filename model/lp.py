@@ -42,6 +42,7 @@ class ModelSettings:
     carryforward_years: float = 3.0  # years until a carried-forward loss is expected to be used
     dust_shares: float = 1e-3  # a position below this many shares counts as none
     share_increment: float = 1e-6  # order quantities are multiples of this (broker-ready)
+    warm_check_share: float = 0.02  # warm-started households re-solved cold to compare
 
     @property
     def discount(self) -> float:

@@ -29,6 +29,7 @@ Either/or rules are enforced inside the optimization, never by editing its answe
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,6 +99,8 @@ class Outcome:
     min_trade_fallback: bool = False  # minimum-trade binaries gave way to a rounded answer
     whole_shares_mip: bool = False  # whole shares needed the MIP (rounding did not hold)
     benefit: float = 0.0  # objective dollars the proposal beats doing nothing by
+    warm_checked: bool = False  # the warm answer was compared with a cold solve
+    warm_mismatch: bool = False  # ... and differed: this is the cold answer
     derived: Derived | None = field(default=None, repr=False)
 
 
@@ -1130,10 +1133,48 @@ def solve_household(hh: Household, s: ModelSettings, solver: Solver,
 
     lp = build(hh, s, d)
     try:
-        return _solve_built(hh, d, s, solver, lp, warm)
+        out = _solve_built(hh, d, s, solver, lp, warm)
+        if out.warm_started and warm_check_chosen(hh.household_id, s.warm_check_share):
+            out = cross_check_cold(hh, d, s, solver, lp, out)
+        return out
     except Unresolvable as e:
         return Outcome("infeasible", str(e), Proposal.empty(hh), derived=d, n_col=lp.n_col,
                        n_row=lp.n_row, solves=1)
+
+
+def warm_check_chosen(household_id: str, share: float) -> bool:
+    """Whether this household's warm answer is checked against a cold solve: a
+    stable hash of its id below ``share`` (the same households every night)."""
+    if share <= 0:
+        return False
+    if share >= 1:
+        return True
+    h = int.from_bytes(hashlib.blake2b(household_id.encode(), digest_size=8).digest(), "big")
+    return h / 2**64 < share
+
+
+def same_answer(a: Outcome, b: Outcome) -> bool:
+    """The same status and the same trades, quantities to the share increment."""
+    pa, pb = a.proposal, b.proposal
+    return (a.status == b.status and np.allclose(pa.sell, pb.sell, rtol=1e-9, atol=1e-6)
+            and len(pa.buy_quantity) == len(pb.buy_quantity)
+            and np.array_equal(pa.buy_account, pb.buy_account)
+            and np.array_equal(pa.buy_security, pb.buy_security)
+            and np.allclose(pa.buy_quantity, pb.buy_quantity, rtol=1e-9, atol=1e-6))
+
+
+def cross_check_cold(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
+                     lp: LinearProgram, warm: Outcome) -> Outcome:
+    """The household solved cold as well: where the answers differ, the cold one
+    stands (warm starts change speed, never the answer) and ``warm_mismatch`` says
+    so for the log."""
+    cold = _solve_built(hh, d, s, solver, lp, None)
+    if same_answer(warm, cold):
+        return dataclasses.replace(warm, warm_checked=True)
+    return dataclasses.replace(cold, warm_checked=True, warm_mismatch=True,
+                               warm=warm.warm or cold.warm,
+                               solve_seconds=warm.solve_seconds + cold.solve_seconds,
+                               iterations=warm.iterations + cold.iterations)
 
 
 def _solve_built(hh: Household, d: Derived, s: ModelSettings, solver: Solver,

@@ -255,3 +255,39 @@ def test_warm_start_by_identity_survives_a_new_lot_and_gives_the_cold_answer(har
     stranger = solve_household(harvestable(withdrawal=[500.0], lot_ids=("x1", "x2")), S, solver,
                                dataclasses.replace(cold.warm, row_keys=("nope",)))
     assert stranger.status == "traded"
+
+
+def test_an_lp_that_hits_its_time_limit_is_retried_cold_by_simplex_then_ipm(harvestable):
+    from hearth.model.build import build
+    from hearth.model.highs import Solver, SolveStatus
+
+    hh = harvestable(withdrawal=[500.0])
+    lp = build(hh, S, derive(hh, S))
+    fine = Solver()
+    fine.load(lp)
+    r = fine.solve()
+    assert r.status == SolveStatus.OPTIMAL and r.retried is None
+    starved = Solver(time_limit=1e-12)
+    starved.load(lp)
+    r = starved.solve()
+    assert r.status == SolveStatus.TIME_LIMIT and r.retried == "ipm"  # both retries ran
+
+
+def test_warm_answers_checked_against_cold_ones(harvestable, solver):
+    from hearth.model.solve import same_answer, warm_check_chosen
+
+    ids = [f"H{i:07d}" for i in range(10_000)]
+    chosen = sum(warm_check_chosen(h, 0.02) for h in ids)
+    assert 150 <= chosen <= 250  # about the share asked for, the same ids every night
+    assert [warm_check_chosen(h, 0.02) for h in ids[:50]] == [warm_check_chosen(h, 0.02) for h in ids[:50]]
+    assert all(warm_check_chosen(h, 1.0) for h in ids[:10]) and not any(warm_check_chosen(h, 0.0) for h in ids[:10])
+
+    hh = harvestable(withdrawal=[500.0])
+    every = dataclasses.replace(S, warm_check_share=1.0)
+    cold = solve_household(hh, every, solver)
+    warm = solve_household(hh, every, solver, cold.warm)
+    assert warm.warm_started and warm.warm_checked and not warm.warm_mismatch
+    assert same_answer(warm, cold)
+    p = cold.proposal
+    nudged = dataclasses.replace(cold, proposal=dataclasses.replace(p, sell=p.sell + (p.sell > 0) * 1e-3))
+    assert not same_answer(nudged, cold)  # a thousandth of a share is a different answer
