@@ -206,9 +206,11 @@ def test_a_signal_while_the_book_is_prepared_ends_the_warming_pool(env, tmp_path
     """Before any shard runs (the lock is held, the workers are still importing), the
     pool started for the run is ended too and the lock released."""
     out = tmp_path / "out"
+    # the run's staging folder is made after the lock is taken, before the book is
+    # validated and sharded
     p, argv, tree, _, stderr, _ = _stop_mid_run(
         env, out, signal.SIGTERM, group=False, extra=("--workers", "2"),
-        wait_for=lambda: os.path.exists(lock_path(str(out), D)))
+        wait_for=lambda: (out / "_staging" / D).exists())
     assert len(tree) >= 2, tree  # the driver and at least one worker or the tracker
     _check_stopped(p, argv, tree, stderr, out, signal.SIGTERM)
     assert len(_markers(out)) <= 1  # at most the validation marker: no shard had run
