@@ -88,6 +88,12 @@ INPUT_TABLES: dict[str, Table] = {t.name: t for t in (
     Table("menus", False, (
         C("menu_id", "VARCHAR"), C("security_id", "VARCHAR"),
     )),
+    # contract 2.1: dated target weights of a model or of one household, interpolated
+    # to the run date (io/households.py, glide_targets); exactly one owner per row
+    Table("glide_paths", False, (
+        C("model_id", "VARCHAR", NULL), C("household_id", "VARCHAR", NULL),
+        C("effective_date", "DATE"), C("asset_class", "VARCHAR"), C("weight", "DOUBLE"),
+    )),
 )}
 
 TRADES_SCHEMA = pa.schema([

@@ -1,7 +1,8 @@
 """From one shard's Arrow tables to :class:`hearth.model.household.Household`
 objects: columns are turned into numpy arrays once per shard, and each household
 is a set of contiguous slices of them (every per-household table is sorted by
-household)."""
+household). A household's target is resolved here, where the run date is known:
+custom targets, else its own glide path, else its model's, else its model's targets."""
 
 from __future__ import annotations
 
@@ -35,6 +36,62 @@ def _runs(keys: np.ndarray) -> dict[str, tuple[int, int]]:
     starts = np.concatenate([[0], edges])
     stops = np.concatenate([edges, [len(keys)]])
     return {keys[s]: (int(s), int(e)) for s, e in zip(starts, stops)}
+
+
+_NO_DAY = np.iinfo(np.int64)
+
+
+def glide_targets(paths: pa.Table, owner: str, run_date: np.datetime64
+                  ) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """Each owner's target weights on ``run_date`` from its glide path: owner ->
+    (asset classes, weights). ``paths`` holds ``owner`` (``model_id`` or
+    ``household_id``), ``effective_date``, ``asset_class`` and ``weight``.
+
+    The weights are linear in time between the two effective dates around the run date
+    (on an effective date, that date's; before the first, the first date's; after the
+    last, the last's); a class missing from one of the two dates weighs 0 there, so
+    two dates that each sum to 1 give weights that sum to 1. Every owner is resolved
+    at once: each row gets its date's share of the interpolation, and the shares are
+    summed per owner and class. Rows without an owner, a date, a class or a finite
+    weight count for nothing (validation has set their owners' households aside)."""
+    if paths.num_rows == 0:
+        return {}
+    who, klass = _np(paths, owner), _np(paths, "asset_class")
+    weight = paths.column("weight").fill_null(np.nan).to_numpy(zero_copy_only=False)
+    weight = np.asarray(weight, dtype=np.float64)
+    date = _np(paths, "effective_date").astype("datetime64[D]")
+    keep = (np.array([w is not None for w in who], dtype=bool)
+            & np.array([k is not None and k != "" for k in klass], dtype=bool)
+            & np.isfinite(weight) & ~np.isnat(date))
+    if not keep.any():
+        return {}
+    owners, o = np.unique(who[keep].astype(str), return_inverse=True)
+    day = (date[keep] - np.datetime64(run_date, "D")).astype(np.int64)  # run date = day 0
+    weight, klass = weight[keep], klass[keep].astype(str)
+    n = len(owners)
+    first = np.full(n, _NO_DAY.max)
+    np.minimum.at(first, o, day)
+    last = np.full(n, _NO_DAY.min)
+    np.maximum.at(last, o, day)
+    lo = np.full(n, _NO_DAY.min)  # the last effective date on or before the run date ...
+    np.maximum.at(lo, o[day <= 0], day[day <= 0])
+    lo = np.where(lo == _NO_DAY.min, first, lo)  # ... or the first when there is none
+    hi = np.full(n, _NO_DAY.max)  # the first on or after it, or the last
+    np.minimum.at(hi, o[day >= 0], day[day >= 0])
+    hi = np.where(hi == _NO_DAY.max, last, hi)
+    span = hi - lo
+    along = np.where(span > 0, -lo / np.maximum(span, 1), 0.0)  # (0 - lo) / (hi - lo)
+    share = (np.where(day == lo[o], 1.0 - along[o], 0.0)
+             + np.where((day == hi[o]) & (span[o] > 0), along[o], 0.0))
+    used = share > 0
+    classes, k = np.unique(klass[used], return_inverse=True)
+    pair, at = np.unique(o[used] * len(classes) + k, return_inverse=True)
+    summed = np.bincount(at, weights=share[used] * weight[used])
+    pair_owner, pair_class = pair // len(classes), pair % len(classes)
+    edges = np.flatnonzero(np.diff(pair_owner)) + 1
+    starts, stops = np.concatenate([[0], edges]), np.concatenate([edges, [len(pair)]])
+    return {str(owners[pair_owner[a]]): (tuple(classes[pair_class[a:b]].tolist()), summed[a:b])
+            for a, b in zip(starts.tolist(), stops.tolist())}
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,6 +231,9 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
     ha_hh, ha_class, ha_val = _np(ha, "household_id"), _np(ha, "asset_class"), _np(ha, "value")
     ht = t["household_targets"]
     ht_hh, ht_class, ht_w = _np(ht, "household_id"), _np(ht, "asset_class"), _np(ht, "weight")
+    # glide paths resolved to the run date once per shard, every model and household at once
+    model_glide = glide_targets(t["model_glide_paths"], "model_id", run_date)
+    household_glide = glide_targets(t["household_glide_paths"], "household_id", run_date)
     runs = {name: _runs(keys) for name, keys in (
         ("accounts", a_hh), ("lots", l_hh), ("tx", t_hh), ("ha", ha_hh), ("ht", ht_hh),
         ("rs", np.asarray(r_cols["household_id"], dtype=object)))}
@@ -195,12 +255,18 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
         universe = [s for s in universe if s in ref.security_index]
         sec_index = {s: j for j, s in enumerate(universe)}
         rows = np.array([ref.security_index[s] for s in universe], dtype=np.int64)
+        # The target, most specific first: custom targets, the household's glide path,
+        # its model's glide path, its model's targets (docs/data-contract.md, glide_paths).
         h0, h1 = runs["ht"].get(hid, empty)
         if h1 > h0:
             # a row without an asset_class counts for nothing (validation sums the others)
             has = np.array([k is not None for k in ht_class[h0:h1]], dtype=bool)
             tgt_classes = tuple(ht_class[h0:h1][has])
             tgt_w = np.asarray(ht_w[h0:h1], dtype=float)[has]
+        elif hid in household_glide:
+            tgt_classes, tgt_w = household_glide[hid]
+        elif model_id in model_glide:
+            tgt_classes, tgt_w = model_glide[model_id]
         else:
             tgt_classes, tgt_w = ref.targets.get(model_id, ((), np.zeros(0)))
         g0, g1 = runs["ha"].get(hid, empty)

@@ -1,6 +1,7 @@
 """Sharding: the book is cut once into shards of households, each table written
 as Hive partitions ``shard=<n>`` so that a worker reads only its own rows, and the
-shared reference tables (securities, targets, model securities, menus) once.
+shared reference tables (securities, targets, model securities, menus, the models'
+glide paths) once.
 
 The prepared copy lives in the run's staging folder; it is what makes a worker's
 read cheap (one small file per table) and keeps every process's memory bounded by
@@ -44,6 +45,13 @@ PER_HOUSEHOLD = {
     "household_targets": """
         SELECT t.*, s.shard FROM in_household_targets t JOIN shard_map s USING (household_id)
         ORDER BY household_id, asset_class""",
+    # a household's own glide path; a row naming a model too belongs to neither (its
+    # households are set aside by validation)
+    "household_glide_paths": """
+        SELECT g.household_id, g.effective_date, g.asset_class, g.weight, s.shard
+        FROM in_glide_paths g JOIN shard_map s USING (household_id)
+        WHERE g.model_id IS NULL
+        ORDER BY household_id, effective_date, asset_class, weight""",
 }
 
 # DuckDB's partitioned COPY does not keep row order inside a partition file, so the
@@ -57,6 +65,9 @@ REFERENCE = {
     "model_securities": "SELECT * FROM in_model_securities "
                         "ORDER BY model_id, asset_class, rank, security_id",
     "menus": "SELECT * FROM in_menus ORDER BY menu_id, security_id",
+    "model_glide_paths": "SELECT model_id, effective_date, asset_class, weight FROM in_glide_paths "
+                         "WHERE model_id IS NOT NULL AND household_id IS NULL "
+                         "ORDER BY model_id, effective_date, asset_class, weight",
 }
 
 

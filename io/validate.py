@@ -55,6 +55,10 @@ _WHO: dict[str, tuple[str, str, str, str]] = {
     "held_away": ("", "t.household_id", "NULL",
                   "t.household_id || '/' || coalesce(t.asset_class, 'null')"),
     "menus": ("", "NULL", "NULL", "t.menu_id || '/' || coalesce(t.security_id, 'null')"),
+    "glide_paths": ("", "t.household_id", "NULL", "coalesce(t.model_id, 'null') || '/' || "
+                    "coalesce(t.household_id, 'null') || '/' || "
+                    "coalesce(CAST(t.effective_date AS VARCHAR), 'null') || '/' || "
+                    "coalesce(t.asset_class, 'null')"),
 }
 
 
@@ -127,6 +131,7 @@ NUMBER_RULES: list[tuple[str, str, str, str, str]] = [
     ("targets", "weight", "invalid_weight", "{c} BETWEEN 0 AND 1", "must be in [0, 1]"),
     ("household_targets", "weight", "invalid_weight", "{c} BETWEEN 0 AND 1",
      "must be in [0, 1]"),
+    ("glide_paths", "weight", "invalid_weight", "{c} BETWEEN 0 AND 1", "must be in [0, 1]"),
     ("model_securities", "rank", "invalid_rank", f"{{c}} BETWEEN 1 AND {MAX_RANK}",
      f"must be an integer in [1, {MAX_RANK}]"),
     ("transactions", "quantity", "invalid_transaction", "{c} > 0", "must be > 0"),
@@ -211,6 +216,74 @@ def _type_checks(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
 _CLASSLESS = ("CASE WHEN count(*) FILTER (WHERE asset_class IS NULL) > 0 THEN ' (' || "
               "count(*) FILTER (WHERE asset_class IS NULL) || ' row(s) without an asset_class, "
               "which count for nothing: fill it)' ELSE '' END")
+
+
+# A glide-path record: model_id/household_id/effective_date/asset_class (a null part
+# reads 'null'); a problem of one date's weights ends at the date, of a whole path at
+# its owner. A record whose first part is a model belongs to that model's households.
+_GLIDE_OWNER = "coalesce(model_id, 'null') || '/' || coalesce(household_id, 'null')"
+_GLIDE_RECORD = (f"{_GLIDE_OWNER} || '/' || coalesce(effective_date::VARCHAR, 'null') || '/' "
+                 "|| coalesce(asset_class, 'null')")
+_GLIDE_WHOSE = ("CASE WHEN model_id IS NOT NULL THEN 'model ' || model_id "
+                "ELSE 'household ' || household_id END")
+_ONE_OWNER = "(model_id IS NULL) <> (household_id IS NULL)"
+_HAS_CLASS = "asset_class IS NOT NULL AND asset_class <> ''"
+
+
+def _glide_path_checks() -> list[tuple[str, str, str]]:
+    """The checks of ``glide_paths``, in the shape of ``_checks``. A household's path
+    costs that household (``household_id`` is set); a model's is a reference problem
+    that costs the households on the model (``bad_models``); a row naming both costs
+    both, since it is not known whose path it breaks."""
+    return [
+        ("glide_paths", "invalid_glide_path_owner", f"""
+            SELECT household_id, NULL, {_GLIDE_RECORD},
+                   CASE WHEN model_id IS NULL THEN 'neither model_id nor household_id is set'
+                        ELSE 'both model_id ''' || model_id || ''' and household_id ''' ||
+                             household_id || ''' are set' END ||
+                   '; a glide-path row belongs to exactly one model or one household: '
+                   || 'set one and clear the other'
+            FROM in_glide_paths WHERE NOT {_ONE_OWNER}"""),
+        ("glide_paths", "invalid_glide_path", f"""
+            SELECT household_id, NULL, {_GLIDE_RECORD},
+                   concat_ws(' and ', CASE WHEN effective_date IS NULL THEN 'effective_date' END,
+                             CASE WHEN NOT ({_HAS_CLASS}) THEN 'asset_class' END)
+                   || ' missing; fill it or drop the row'
+            FROM in_glide_paths WHERE effective_date IS NULL OR NOT ({_HAS_CLASS})"""),
+        ("glide_paths", "duplicate_target", f"""
+            SELECT household_id, NULL, {_GLIDE_RECORD},
+                   'asset class listed ' || count(*) || ' times on the same effective date of '
+                   || {_GLIDE_WHOSE} || '; keep one row per date and class'
+            FROM in_glide_paths WHERE effective_date IS NOT NULL AND {_HAS_CLASS}
+            GROUP BY model_id, household_id, effective_date, asset_class HAVING count(*) > 1"""),
+        # rows without a date or class are invalid_glide_path, and null or non-finite
+        # weights have their own codes: a date's sum is judged where each is a number
+        ("glide_paths", "weights_not_one", f"""
+            SELECT household_id, NULL, {_GLIDE_OWNER} || '/' || effective_date,
+                   'weights of ' || {_GLIDE_WHOSE} || ' on ' || effective_date || ' sum to ' ||
+                   round(sum(weight), 8) || ', not 1; each effective date''s weights must '
+                   || 'sum to 1 (+/- {WEIGHT_TOL:g}): fix the rows of that date'
+            FROM in_glide_paths
+            WHERE {_ONE_OWNER} AND effective_date IS NOT NULL AND {_HAS_CLASS}
+            GROUP BY model_id, household_id, effective_date
+            HAVING bool_and(coalesce(isfinite(weight), false))
+               AND abs(sum(weight) - 1) > {WEIGHT_TOL}"""),
+        ("glide_paths", "unknown_model", """
+            SELECT NULL, NULL, model_id || '/null', 'model_id ''' || model_id || ''' has ' ||
+                   count(*) || ' glide-path row(s) but no rows in targets; fix the id or add '
+                   || 'the model to targets'
+            FROM in_glide_paths WHERE model_id IS NOT NULL AND household_id IS NULL
+              AND model_id NOT IN (SELECT model_id FROM in_targets WHERE model_id IS NOT NULL)
+            GROUP BY model_id"""),
+        ("glide_paths", "unknown_household", """
+            SELECT NULL, NULL, 'null/' || household_id, 'household_id ''' || household_id ||
+                   ''' has ' || count(*) || ' glide-path row(s) but is not in households; '
+                   || 'fix the id or drop its glide path'
+            FROM in_glide_paths WHERE household_id IS NOT NULL AND model_id IS NULL
+              AND household_id NOT IN (SELECT household_id FROM in_households
+                                       WHERE household_id IS NOT NULL)
+            GROUP BY household_id"""),
+    ]
 
 
 def _checks(run_date: str | None) -> list[tuple[str, str, str]]:
@@ -395,6 +468,7 @@ def _checks(run_date: str | None) -> list[tuple[str, str, str]]:
                    'menu lists a security that is not in securities'
             FROM in_menus WHERE security_id IS NULL OR security_id NOT IN
                  (SELECT security_id FROM in_securities WHERE security_id IS NOT NULL)"""),
+        *_glide_path_checks(),
     ]
 
 
@@ -452,7 +526,8 @@ def validate(con: duckdb.DuckDBPyConnection, run_date: str | None = None) -> Non
         WHERE "table" = 'securities';
         CREATE OR REPLACE TEMP TABLE bad_models AS
         SELECT DISTINCT split_part(record_id, '/', 1) AS model_id, code FROM exceptions_found
-        WHERE "table" IN ('targets', 'model_securities');
+        WHERE "table" IN ('targets', 'model_securities')
+           OR ("table" = 'glide_paths' AND split_part(record_id, '/', 1) <> 'null');
         CREATE OR REPLACE TEMP TABLE bad_menus AS
         SELECT DISTINCT split_part(record_id, '/', 1) AS menu_id, code FROM exceptions_found
         WHERE "table" = 'menus';
@@ -505,4 +580,7 @@ def unkeyed_rows(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     shared = ("securities", "targets", "model_securities", "menus")
     return dict(con.execute(
         f'SELECT "table", count(*) FROM exceptions_found WHERE household_id IS NULL '
-        f'AND "table" NOT IN {_in_list(shared)} GROUP BY "table" ORDER BY "table"').fetchall())
+        f'AND "table" NOT IN {_in_list(shared)} '
+        # a model's glide path is shared too: its record starts with the model
+        f"""AND NOT ("table" = 'glide_paths' AND split_part(record_id, '/', 1) <> 'null') """
+        f'GROUP BY "table" ORDER BY "table"').fetchall())
