@@ -29,7 +29,9 @@ household exactly once; every ``bad`` household ``error`` and named; no househol
 set aside by anything but validation (``assembly_error``, ``internal_error``: a
 check validation lacks); and every household no corruption touches with exactly
 the clean run's ``household_results`` (``run_id``, ``solve_ms`` aside) and trades.
-A household two corruptions touch is only counted (its expectations may cancel).
+A household two corruptions touch, or one whose rows two corruptions read or
+write (one gives row j row i's id, another changes row i's), is only counted: their
+expectations may cancel.
 
 ``check`` returns the problems found instead of asserting, so ``bench/chaos.py``
 runs the same judge over many more examples.
@@ -180,6 +182,7 @@ class Corruption:
     stops: str | None = None  # the table a run must stop on (exit 2)
     table: str | None = None  # the table an exception must be reported for
     wipes: str | None = None  # the table this one empties or removes (what others did there)
+    rows: set[tuple[str, int]] = field(default_factory=set)  # clean rows it reads or writes
 
     def __repr__(self) -> str:
         return self.what
@@ -289,7 +292,7 @@ class Kinds:
             if label in ("zero", "negative") and column == "max_cash":
                 invalid = label == "negative" or (self.b.value(table, "min_cash", row) or 0) > 0
             c = Corruption(f"{table}.{column}[{row}]={label}", CELL, _set(table, column, row, value),
-                           table=table if invalid else None)
+                           table=table if invalid else None, rows={(table, row)})
             if invalid:
                 c.bad, c.affected, c.names = who, set(), record
             else:
@@ -303,7 +306,8 @@ class Kinds:
             who, record = self.dependents("model_securities", row)
             return Corruption(f"model_securities.rank[{row}]={label}", CELL,
                               _set("model_securities", "rank", row, value), bad=who,
-                              names=record, table="model_securities")
+                              names=record, table="model_securities",
+                              rows={("model_securities", row)})
         return st.one_of(make(), rank())
 
     # nulls and empty strings in required columns ----------------------------------------
@@ -345,7 +349,7 @@ class Kinds:
             value = "" if empty else None
             who, record = self.owned(table, row)
             c = Corruption(f"{table}.{column}[{row}]={'empty' if empty else 'null'}", CELL,
-                           _set(table, column, row, value), table=table)
+                           _set(table, column, row, value), table=table, rows={(table, row)})
             kind = effect[(table, column)]
             if kind == "sum":
                 weight = self.b.value(table, "weight", row)
@@ -380,7 +384,7 @@ class Kinds:
             row = draw(self.row(table))
             who, record = self.owned(table, row)
             c = Corruption(f"{table}[{row}] twice", ROWS, lambda t: fuzz.dup_row(t, table, row),
-                           table=table)
+                           table=table, rows={(table, row)})
             if table in ("model_securities", "transactions"):  # no key: valid, may differ
                 c.affected, c.table = who, None
             else:
@@ -394,7 +398,8 @@ class Kinds:
                                                ("accounts", "account_id"), ("lots", "lot_id")]))
             i, j = draw(st.lists(self.row(table), min_size=2, max_size=2, unique=True))
             c = Corruption(f"{table}[{j}].{key} = [{i}]'s", CELL,
-                           _set(table, key, j, self.b.value(table, key, i)), table=table)
+                           _set(table, key, j, self.b.value(table, key, i)), table=table,
+                           rows={(table, i), (table, j)})
             if table == "households":  # j's records now point at no household row
                 c.bad, c.removed = {self.b.owner(table, i)}, {self.b.owner(table, j)} - {
                     self.b.owner(table, i)}
@@ -430,7 +435,7 @@ class Kinds:
             if kind == "model":  # households with custom targets still have targets
                 kind = "detached" if who & self.b.custom else "bad"
             c = Corruption(f"{table}[{row}].{column}={value!r}", CELL,
-                           _set(table, column, row, value), table=table)
+                           _set(table, column, row, value), table=table, rows={(table, row)})
             if kind == "bad":
                 c.bad, c.names = who, record
             else:
@@ -450,7 +455,7 @@ class Kinds:
             value = draw(st.sampled_from(["ira", old.upper(), old + " ", "", "ünknown", old[:-1]]))
             return Corruption(f"{table}[{row}].{column}={value!r}", CELL,
                               _set(table, column, row, value), bad={self.b.owner(table, row)},
-                              table=table)
+                              table=table, rows={(table, row)})
         return make()
 
     # dates -----------------------------------------------------------------------------
@@ -468,7 +473,8 @@ class Kinds:
                 ("2000-02-29", dt.date(2000, 2, 29)), ("the run date", run_date),
                 ("1900-01-01", dt.date(1900, 1, 1))]))
             who = {self.b.owner(table, row)}
-            c = Corruption(f"{table}[{row}].{column}={label}", CELL, _set(table, column, row, value))
+            c = Corruption(f"{table}[{row}].{column}={label}", CELL, _set(table, column, row, value),
+                           rows={(table, row)})
             if table == "lots" and value > run_date:
                 c.bad, c.table = who, table
             else:  # a valid date, or a future trade (no rule): may change
@@ -501,7 +507,7 @@ class Kinds:
             return Corruption(f"household_targets[{row}].weight += {d}", CELL,
                               _set("household_targets", "weight", row, old + d),
                               bad={self.b.owner("household_targets", row)},
-                              table="household_targets")
+                              table="household_targets", rows={("household_targets", row)})
         return st.one_of(model(), custom())
 
     # wrong column types ----------------------------------------------------------------
@@ -544,7 +550,7 @@ class Kinds:
             who, record = self.owned(table, row)
             return Corruption(f"{table}.{column} as {to}, [{row}]={text!r}", COLUMNS,
                               retype(table, column, to, convert, row, text), bad=who, names=record,
-                              table=table)
+                              table=table, rows={(table, row)})
 
         lossless = st.sampled_from([
             Corruption("securities.price as strings", COLUMNS,
@@ -783,12 +789,17 @@ def judge(book: Book, corruptions: list[Corruption], o: Outcome, out: str) -> No
         return
     results, trades, exceptions = read_outputs(out)
     o.results = results
-    # households two corruptions touch: their expectations may cancel, only counted
+    # households two corruptions touch, or whose rows another corruption also changed:
+    # their expectations may cancel, only counted
     seen: dict[str, int] = {}
     for c in corruptions:
         for h in c.touched(everyone):
             seen[h] = seen.get(h, 0) + 1
     lenient = {h for h, n in seen.items() if n > 1}
+    for i, a in enumerate(corruptions):  # one changed a row the other reads: both cancel
+        for other in corruptions[i + 1:]:
+            if a.rows & other.rows:
+                lenient |= a.touched(everyone) | other.touched(everyone)
     bad = set().union(*(c.bad for c in corruptions)) - lenient
     removed = set().union(*(c.removed for c in corruptions))
     renamed = {k: v for c in corruptions for k, v in c.renamed.items()}
