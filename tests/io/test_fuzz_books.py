@@ -809,7 +809,7 @@ def judge(book: Book, corruptions: list[Corruption], o: Outcome, out: str) -> No
     for h, rows in results.items():
         if len(rows) > 1:
             o.add("duplicated household", f"{h[:60]!r} x{len(rows)}")
-        if h not in everyone and h not in renamed.values():
+        if h not in everyone and not any(h in c.renamed.values() for c in corruptions):
             o.add("unknown household in results", repr(h[:60]))
     for h in sorted(everyone - lenient):
         if h in removed:
