@@ -183,7 +183,10 @@ def open_book(root: str, con: duckdb.DuckDBPyConnection | None = None) -> duckdb
             present = {r[0]: r[1] for r in
                        con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
         except duckdb.Error as e:
-            raise InputError(f"table {table.name}: cannot be read ({e}); re-export it as Parquet") from e
+            # DuckDB's first line says why; the rest quotes hearth's own SQL back
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(f"table {table.name}: cannot be read ({why}); re-export it as "
+                             "Parquet") from e
         missing = [c for c in table.required_columns if c not in present]
         if missing:
             raise InputError(f"table {table.name}: required column(s) {', '.join(missing)} missing; "
