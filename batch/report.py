@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hearth.batch.pipeline import STAGES
+from hearth.io import fs
 from hearth.io.contract import OUTPUT_SCHEMAS
 from hearth.io.write import committed_files, manifest_path, read_manifest
 
@@ -67,18 +68,32 @@ def _load(output: str, run_date: str) -> Night:
     con = duckdb.connect()
     for table, schema in OUTPUT_SCHEMAS.items():
         # file by file: no partition column is inferred from the run_date=... folder
-        parts = [pq.ParquetFile(p).read() for p in files.get(table, [])]
+        parts = [_read_parquet(p) for p in files.get(table, [])]
         data = pa.concat_tables(parts) if parts else schema.empty_table()
         con.register(table, data)
     return Night(run_date, manifest, con)
 
 
+def _read_parquet(path: str) -> pa.Table:
+    """One committed file, a local path or an object-store URI (read through
+    ``hearth.io.fs``: the store's endpoint and credentials as the commit used them)."""
+    if fs.is_remote(path):
+        with fs.open_input(path) as f:
+            return pq.ParquetFile(f).read()
+    return pq.ParquetFile(path).read()
+
+
+def _run_dates(output: str) -> list[str]:
+    """The names under ``<output>/_runs`` (folders of a local OUTPUT, prefixes of a store)."""
+    runs = os.path.join(output, "_runs")
+    if fs.is_remote(output):
+        return fs.listdir(runs)
+    return os.listdir(runs) if os.path.isdir(runs) else []
+
+
 def previous_run_date(output: str, run_date: str) -> str | None:
     """The latest run date before ``run_date`` in ``output`` with a committed manifest."""
-    runs = os.path.join(output, "_runs")
-    if not os.path.isdir(runs):
-        return None
-    for name in sorted(os.listdir(runs), reverse=True):
+    for name in sorted(_run_dates(output), reverse=True):
         if _DATE.match(name) and name < run_date:
             manifest = read_manifest(output, name)
             if manifest is not None and manifest.get("status") == "committed":
@@ -606,6 +621,9 @@ def render(night: Night, prev: Night | None) -> str:
 
 
 def _write_atomic(path: str, text: str) -> None:
+    if fs.is_remote(path):
+        fs.write_bytes(path, text.encode("utf-8"))  # one PUT: the old page or the new one
+        return
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
@@ -616,7 +634,8 @@ def _write_atomic(path: str, text: str) -> None:
 
 def write_report(output: str, run_date: str) -> str:
     """Write ``<output>/_runs/<run_date>/report.html`` for a committed run date, compared
-    with the previous committed run date of the same output; returns its path. Raises
+    with the previous committed run date of the same output; returns its path (a URI
+    for an object-store OUTPUT, written through ``hearth.io.fs``). Raises
     FileNotFoundError when ``run_date`` has not been committed."""
     night = _load(output, run_date)
     before = previous_run_date(output, run_date)
