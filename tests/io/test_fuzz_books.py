@@ -843,7 +843,8 @@ def judge(book: Book, corruptions: list[Corruption], o: Outcome, out: str) -> No
             o.add("not named in exceptions", f"{h}: {r['message']!s:.120}")
     for c in corruptions:
         wiped = {w.wipes for w in corruptions if w.wipes and w is not c}  # by another one
-        if c.table and c.table not in wiped and \
+        overwritten = any(c.rows & w.rows for w in corruptions if w is not c)
+        if c.table and c.table not in wiped and not overwritten and \
                 not any(e["source_table"] == c.table for e in exceptions):
             o.add("no exception for the table", f"{c}: nothing from {c.table}")
     if not any_all:
