@@ -103,7 +103,11 @@ def soak_fuzz(examples: int, max_corruptions: int, work: str, verbose: bool) -> 
         for c in corruptions:
             kind = re.sub(r"\[\d+\]", "", c.what.split("=")[0].split(" ")[0])
             tried[kind] = tried.get(kind, 0) + 1
-        o = fb.check(book, corruptions)
+        try:
+            o = fb.check(book, corruptions)
+        except Exception as e:  # noqa: BLE001 - the judge's own failure: tallied, not fatal
+            problems.setdefault("harness error", []).append(f"{corruptions}: {e!r}")
+            return
         codes[str(o.code)] = codes.get(str(o.code), 0) + 1
         checked["untouched_households_compared"] += o.compared
         checked["bad_households_checked"] += o.set_aside

@@ -559,7 +559,7 @@ class Kinds:
                        retype("accounts", "tradable", pa.int64(), int)),
             Corruption("lots.acquired_date as timestamps", COLUMNS,
                        retype("lots", "acquired_date", pa.timestamp("us"),
-                              lambda v: dt.datetime(v.year, v.month, v.day))),
+                              lambda v: dt.datetime.fromisoformat(_iso(v)))),
             Corruption("lots.acquired_date as ISO strings", COLUMNS,
                        retype("lots", "acquired_date", pa.string(), _iso)),
             Corruption("households.st_rate as strings", COLUMNS,
@@ -736,7 +736,7 @@ def corrupt(book: Book, corruptions: list[Corruption], root: str) -> list[Corrup
             continue
         try:
             c.apply(t)  # every apply assigns its table last: a failure changed nothing
-        except (TypeError, ValueError, IndexError, KeyError, pa.ArrowException):
+        except (TypeError, ValueError, AttributeError, IndexError, KeyError, pa.ArrowException):
             continue
         applied.append(c)
     fuzz.write_book(root, t)
