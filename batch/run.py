@@ -29,6 +29,7 @@ from hearth.batch.log import get as get_logger
 from hearth.batch.log import is_terminal
 from hearth.batch.pipeline import STAGES, ShardOutput
 from hearth.batch.report import write_report
+from hearth.errors import ExecutionError
 from hearth.io.lock import RunLock
 from hearth.io.read import fingerprints, open_book
 from hearth.io.shards import ShardPlan, prepare
@@ -198,11 +199,15 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
     t_prep = time.perf_counter()
     if prep_info is None or writer.finished(VALIDATION) is None:
         shutil.rmtree(writer.prep_root, ignore_errors=True)  # a half-written earlier attempt
-        validate(con, run_date)
-        exc = exceptions_table(con, run_id)
-        unkeyed = unkeyed_rows(con)
-        plan = prepare(con, writer.prep_root, config.shard_size,
-                       workers=int(getattr(executor, "workers", None) or os.cpu_count() or 1))
+        try:
+            validate(con, run_date)
+            exc = exceptions_table(con, run_id)
+            unkeyed = unkeyed_rows(con)
+            plan = prepare(con, writer.prep_root, config.shard_size,
+                           workers=int(getattr(executor, "workers", None) or os.cpu_count() or 1))
+        except duckdb.IOException as e:  # writing the prepared book or spilling: the disk
+            raise ExecutionError(f"I/O error while preparing the book in {writer.staging}: "
+                                 f"{str(e).splitlines()[0]}") from e
         writer.write_shard(VALIDATION, {"exceptions": exc}, {"validation_exceptions": exc.num_rows})
         prep_info = {"shards": list(plan.shards),
                      "households_per_shard": list(plan.households_per_shard),
@@ -257,8 +262,6 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
     executor.run(tasks, config, on_result)
     missing = [s for s in plan.shards if writer.finished(s) is None]
     if missing:
-        from hearth.errors import ExecutionError
-
         raise ExecutionError(f"{len(missing)} shard(s) did not finish (first: {missing[0]}); "
                              "re-run the same command to resume")
 

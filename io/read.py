@@ -9,7 +9,9 @@ sharding are plain SQL over the whole book without loading it into Python.
 
 from __future__ import annotations
 
+import glob as globmod
 import os
+import re
 from dataclasses import dataclass
 
 import duckdb
@@ -171,8 +173,11 @@ def open_book(root: str, con: duckdb.DuckDBPyConnection | None = None) -> duckdb
     if not _is_uri(root) and not os.path.isdir(root):
         raise InputError(f"input folder {root} does not exist; pass the folder that holds "
                          "households.parquet, accounts.parquet, ...")
+    con.execute('CREATE OR REPLACE TEMP TABLE input_sources ("table" VARCHAR, source VARCHAR)')
     for table in INPUT_TABLES.values():
         source = locate(con, root, table.name)
+        if source is not None:
+            con.execute("INSERT INTO input_sources VALUES (?, ?)", [table.name, source])
         if source is None:
             if table.required:
                 raise InputError(f"table {table.name}: not found; expected {root}/{table.name}.parquet "
@@ -203,12 +208,42 @@ def open_book(root: str, con: duckdb.DuckDBPyConnection | None = None) -> duckdb
     return con
 
 
+def _parts(source: str) -> list[str]:
+    """The local files behind a table expression of ``locate``."""
+    m = re.search(r"read_parquet\('((?:[^']|'')*)'", source)
+    if not m:
+        return []
+    pattern = m.group(1).replace("''", "'")
+    return sorted(globmod.glob(pattern, recursive=True)) if not _is_uri(pattern) else [pattern]
+
+
+def _unreadable_part(con: duckdb.DuckDBPyConnection, source: str) -> str | None:
+    """The first file of a table that DuckDB cannot read through (its footer may
+    read while a data page does not)."""
+    for part in _parts(source):
+        try:
+            con.execute(f"SELECT sum(hash(t)) FROM read_parquet({_quote(part)}) t").fetchall()
+        except duckdb.Error:
+            return part
+    return None
+
+
 def fingerprints(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, object]]:
-    """Row count and an order-independent content hash of every normalized input table."""
+    """Row count and an order-independent content hash of every normalized input
+    table: the first full read of every file, so a file whose data cannot be read
+    stops the run here, named (InputError, exit code 2)."""
     out: dict[str, dict[str, object]] = {}
     for name in INPUT_TABLES:
-        rows, digest = con.execute(
-            f"SELECT count(*), coalesce(sum(hash(t))::HUGEINT % 18446744073709551557, 0)::VARCHAR "
-            f"FROM in_{name} t").fetchone()  # type: ignore[misc]
+        try:
+            rows, digest = con.execute(
+                f"SELECT count(*), coalesce(sum(hash(t))::HUGEINT % 18446744073709551557, 0)"
+                f"::VARCHAR FROM in_{name} t").fetchone()  # type: ignore[misc]
+        except (duckdb.Error, TypeError) as e:
+            row = con.execute("SELECT source FROM input_sources WHERE \"table\" = ?",
+                              [name]).fetchone()
+            bad = _unreadable_part(con, row[0]) if row else None
+            where = f"file {bad}" if bad else "its data"
+            raise InputError(f"table {name}: {where} cannot be read ({type(e).__name__}: {e}); "
+                             "re-export it as Parquet") from e
         out[name] = {"rows": int(rows), "hash": str(digest)}
     return out

@@ -489,6 +489,13 @@ def validate(con: duckdb.DuckDBPyConnection, run_date: str | None = None) -> Non
             con.execute(sql)
         except _SQL_ERRORS:
             raise
+        except duckdb.IOException as e:
+            if "No space left" in str(e) or '"errno":"28"' in str(e):
+                raise  # the disk DuckDB spills to, not the data: the caller says so (exit 5)
+            raise InputError(f"table {table}: its data (or that of a table it refers to) "
+                             f"cannot be read while checking {what} "
+                             f"({type(e).__name__}: {str(e).splitlines()[0]}); "
+                             "re-export it as Parquet") from e
         except duckdb.OutOfMemoryException as e:  # the configuration, not the data
             limit = con.execute("SELECT current_setting('memory_limit')").fetchone()
             raise InputError(f"table {table}: checking {what} needs more memory than DuckDB's "

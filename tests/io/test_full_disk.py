@@ -346,13 +346,8 @@ def check_at_rest(env: Env) -> None:
     assert not [p for p in glob.glob(os.path.join(out, "**"), recursive=True) if p.endswith(".tmp")]
 
 
-XFAIL_PREPARE = pytest.mark.xfail(strict=True, reason=(
-    "ENOSPC while DuckDB writes the prepared book is duckdb.IOException, not OSError: "
-    "hearth exits 1 ('a bug: IOException: IO Error: ... No space left on device'); "
-    "io/shards.py prepare (or batch/run.py around it) should raise a retryable error"))
 
-
-@pytest.mark.parametrize("stage", [pytest.param("prepare", marks=XFAIL_PREPARE),
+@pytest.mark.parametrize("stage", ["prepare",
                                    "shards", "journal", "manifest"])
 def test_a_full_disk_exits_5_commits_nothing_and_the_same_command_completes(env, stage):
     start, free = env.start(stage)
@@ -427,13 +422,8 @@ def parts_book(env):
     return book
 
 
-XFAIL_PAGE = pytest.mark.xfail(strict=True, reason=(
-    "a lots part whose footer reads but whose data does not: io/read.py fingerprints "
-    "lets duckdb.Error through ('a bug: Error: don't know what type'), exit 1, and "
-    "DuckDB's message names no file"))
 
-
-@pytest.mark.parametrize("damage", ["truncated", pytest.param("data page", marks=XFAIL_PAGE)])
+@pytest.mark.parametrize("damage", ["truncated", "data page"])
 def test_an_unreadable_input_part_stops_the_run_naming_the_file(env, parts_book, tmp_path,
                                                                 damage):
     book = str(tmp_path / "book")
