@@ -147,7 +147,7 @@ class Solver:
         """The basic variables of the last solve: a column's index, or -1 - i for
         row i's slack (one per row; tens of microseconds, where reading the whole
         basis back costs milliseconds on thousands of columns)."""
-        status, basic = self._h.getBasicVariables()
+        status, basic = self._h.getBasicVariables()  # type: ignore[attr-defined]
         if status != highspy.HighsStatus.kOk:
             return None
         return np.asarray(basic, dtype=np.int64)
