@@ -66,6 +66,7 @@ def glide_targets(paths: pa.Table, owner: str, run_date: np.datetime64
     if not keep.any():
         return {}
     owners, o = np.unique(who[keep].astype(str), return_inverse=True)
+    # days from the run date: the run date is day 0
     day = (date[keep] - np.datetime64(run_date, "D")).astype(np.int64)  # type: ignore[call-overload]  # noqa: E501
     weight, klass = weight[keep], klass[keep].astype(str)
     n = len(owners)
