@@ -41,7 +41,16 @@ def _object_store_tests():
 _store = _object_store_tests()
 server = _store.server  # moto's S3 server and the AWS environment pointing at it
 bucket = _store.bucket  # a fresh bucket per test
-_keys = _store._keys
+
+
+def _keys(server: str, bucket: str, prefix: str = "") -> list[str]:
+    """Every object in the bucket, reports included (test_object_store's own listing
+    leaves report.html out: it checks the commit's objects)."""
+    s3 = boto3.client("s3", endpoint_url=server)
+    out: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        out += [o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith("/")]
+    return sorted(out)
 
 N0, N1 = 24, 30  # households of the first and the second night (a later, bigger book)
 NIGHT0, D = "2026-11-19", DEFAULT_AS_OF
