@@ -110,14 +110,15 @@ def bucket(server, request):
     return name
 
 
-def _keys(server: str, bucket: str, prefix: str = "") -> list[str]:
-    """Every object in the bucket (zero-byte folder markers and each night's
-    report.html, which is written after the commit, left out)."""
+def _keys(server: str, bucket: str, prefix: str = "", reports: bool = False) -> list[str]:
+    """Every object in the bucket (zero-byte folder markers left out, and each
+    night's report.html, written after the commit, unless ``reports``)."""
     s3 = boto3.client("s3", endpoint_url=server)
     out: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         out += [o["Key"] for o in page.get("Contents", [])
-                if not o["Key"].endswith("/") and not o["Key"].endswith("/report.html")]
+                if not o["Key"].endswith("/")
+                and (reports or not o["Key"].endswith("/report.html"))]
     return sorted(out)
 
 
