@@ -97,6 +97,10 @@ class RunConfig(BaseModel):
     spills to disk beyond it), so the driver's memory does not grow with the book.
     A book of 20,000 realistic households (57 million lots) needs more than 128MB
     for its duplicate-id checks."""
+    delta_target: str = ""
+    """Where to copy each committed night as Delta Lake tables (``<target>/trades``,
+    ``household_results``, ``exceptions``; that run date's partition replaced); empty:
+    no copy. A failed copy exits 5: the night is committed, and re-running copies again."""
     shard_size: int = Field(500, ge=1)
     """Households per shard, on average: shards are cut by estimated cost (lots and
     accounts), at least 4 per worker, so a shard of large households holds fewer."""

@@ -29,7 +29,7 @@ from hearth.batch.log import get as get_logger
 from hearth.batch.log import is_terminal
 from hearth.batch.pipeline import STAGES, ShardOutput
 from hearth.batch.report import write_report
-from hearth.errors import ExecutionError
+from hearth.errors import ExecutionError, InputError
 from hearth.io.lock import RunLock
 from hearth.io.read import fingerprints, open_book
 from hearth.io.shards import ShardPlan, prepare
@@ -191,6 +191,7 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
         log.info("completed the interrupted commit %s", done.get("commit"),
                  extra={"event": "recovered", "run_id": run_id})
         _report(output, run_date, run_id)
+        _sink(output, run_date, config)
         return _recovered_summary(done, output, config, time.perf_counter() - t_start)
     spill = os.path.join(writer.staging, "duckdb.tmp")
     os.makedirs(writer.staging, exist_ok=True)  # DuckDB creates only the last folder of it
@@ -307,12 +308,29 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
     log.info("committed %d households, %d trades: %s", households, n_trades, path,
              extra={"event": "committed", "run_id": run_id, "statuses": statuses})
     _report(output, run_date, run_id)
+    _sink(output, run_date, config)
     return RunSummary(run_id=run_id, run_date=run_date, output=output, manifest=path,
                       households=households, statuses=statuses, trades=n_trades,
                       exceptions=n_exc, seconds=elapsed, stage_seconds=stage,
                       median_model_cols=manifest["median_model_cols"],
                       exit_code=_exit_code(statuses, config), resumed_shards=resumed,
                       extra={"totals": totals, "unkeyed_rows": unkeyed})
+
+
+def _sink(output: str, run_date: str, config: RunConfig) -> None:
+    """The committed night copied into Delta Lake tables, when configured. A failure
+    is transient (exit 5): the night stands, and the copy replaces only its date."""
+    if not config.delta_target:
+        return
+    from hearth.io.delta import write_delta
+
+    try:
+        write_delta(output, run_date, config.delta_target)
+    except InputError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the night is committed; the copy can be redone
+        raise ExecutionError(f"the night is committed, but copying it to the Delta tables at "
+                             f"{config.delta_target} failed: {type(e).__name__}: {e}") from e
 
 
 def _report(output: str, run_date: str, run_id: str) -> None:

@@ -264,3 +264,24 @@ def test_a_night_on_s3_sinks_the_same_rows(request, tmp_path):
             got = deltalake.DeltaTable(os.path.join(lake, table)).to_pyarrow_table()
             want = [tuple(v for c, v in zip(columns, r) if c != "solve_ms") for r in expected]
             assert _rows(got, drop) == sorted(want, key=repr), table
+
+
+def test_a_run_with_delta_target_copies_its_night_and_a_failed_copy_exits_5(tmp_path):
+    from deltalake import DeltaTable
+
+    from hearth.errors import ExecutionError
+
+    book, out, lake = (str(tmp_path / n) for n in ("book", "out", "lake"))
+    generate(book, 30, seed=33, profile="small")
+    run_book(book, out, DEFAULT_AS_OF, CONFIG.model_copy(update={"delta_target": lake}),
+             LocalExecutor(workers=1), progress=False)
+    rows = DeltaTable(os.path.join(lake, "household_results")).to_pyarrow_table().num_rows
+    assert rows == read_manifest(out, DEFAULT_AS_OF)["households"] == 30
+    # a target that cannot be a folder: the night is committed, the run says retry
+    blocked = str(tmp_path / "a-file")
+    open(blocked, "w").close()
+    with pytest.raises(ExecutionError, match="night is committed"):
+        run_book(book, str(tmp_path / "out2"), DEFAULT_AS_OF,
+                 CONFIG.model_copy(update={"delta_target": blocked}), LocalExecutor(workers=1),
+                 progress=False)
+    assert read_manifest(str(tmp_path / "out2"), DEFAULT_AS_OF) is not None
