@@ -130,17 +130,22 @@ def listdir(uri: str, *, files_only: bool = False) -> list[str]:
                   if not files_only or e.type == pafs.FileType.File)
 
 
+def _raise_not_found(uri: str, e: OSError) -> None:
+    """An OSError of a missing object as FileNotFoundError (stores say it in many ways)."""
+    if isinstance(e, FileNotFoundError):
+        return
+    if info(uri).type == pafs.FileType.NotFound:
+        raise FileNotFoundError(uri) from e
+
+
 def read_bytes(uri: str) -> bytes:
     """The whole object; FileNotFoundError when there is none."""
     fs, path = resolve(uri)
     try:
         with fs.open_input_stream(path) as f:
             return f.read()
-    except FileNotFoundError:
-        raise
     except OSError as e:
-        if info(uri).type == pafs.FileType.NotFound:
-            raise FileNotFoundError(uri) from e
+        _raise_not_found(uri, e)
         raise
 
 
@@ -176,11 +181,8 @@ def remove(uri: str) -> None:
     fs, path = resolve(uri)
     try:
         fs.delete_file(path)
-    except FileNotFoundError:
-        raise
     except OSError as e:
-        if info(uri).type == pafs.FileType.NotFound:
-            raise FileNotFoundError(uri) from e
+        _raise_not_found(uri, e)
         raise
 
 

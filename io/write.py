@@ -645,10 +645,7 @@ def previous_warm_state(output: str, run_date: str, staging_dir: str | None = No
     root = os.path.join(output, "_state", "warm")
     if not os.path.isdir(root):
         return None
-    dates = sorted((d.split("=", 1)[1] for d in os.listdir(root)
-                    if d.startswith("run_date=") and "." not in d.split("=", 1)[1]),
-                   reverse=True)
-    for day in (d for d in dates if d < run_date):
+    for day in _dates_before(os.listdir(root), run_date):
         manifest = read_manifest(output, day)
         if manifest is None:
             continue  # never committed
@@ -662,13 +659,17 @@ def previous_warm_state(output: str, run_date: str, staging_dir: str | None = No
     return None
 
 
+def _dates_before(names: list[str], run_date: str) -> list[str]:
+    """The run dates of ``run_date=D`` folder names before ``run_date``, newest first
+    (a ``.tmp`` or ``.old`` folder is no partition)."""
+    dates = [n.split("=", 1)[1] for n in names if n.startswith("run_date=")]
+    return sorted((d for d in dates if "." not in d and d < run_date), reverse=True)
+
+
 def _previous_warm_state_remote(output: str, run_date: str, staging_dir: str | None
                                 ) -> str | None:
     root = os.path.join(output, "_state", "warm")
-    dates = sorted((d.split("=", 1)[1] for d in fs.listdir(root)
-                    if d.startswith("run_date=") and "." not in d.split("=", 1)[1]),
-                   reverse=True)
-    for day in (d for d in dates if d < run_date):
+    for day in _dates_before(fs.listdir(root), run_date):
         manifest = read_manifest(output, day)
         if manifest is None:
             continue  # never committed

@@ -76,59 +76,12 @@ OUTPUT_TABLES = ("trades", "household_results", "exceptions")
 
 # -- processes ----------------------------------------------------------------------------
 
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return out  # gone
-    for task in tasks:
-        try:  # a thread may end between the listing and the read
-            out.extend(int(k) for k in (task / "children").read_text().split())
-        except OSError:
-            continue
-    return out
-
-
-def _stat(pid: int) -> tuple[str, str] | None:
-    """(state, start time) of a process; None when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return fields[0], fields[19]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def process_tree(root: int) -> dict[int, tuple[str, str]]:
-    """``root`` and every live descendant: pid -> (start time, command line)."""
-    seen: dict[int, tuple[str, str]] = {}
-    todo = [root]
-    while todo:
-        pid = todo.pop()
-        st = _stat(pid)
-        if pid in seen or st is None or st[0] == "Z":
-            continue
-        seen[pid] = (st[1], _cmdline(pid))
-        todo.extend(_children(pid))
-    return seen
-
-
-def survivors(tree: dict[int, tuple[str, str]]) -> dict[int, str]:
-    """The processes of ``tree`` still running (a pid reused by a new process, told
-    apart by its start time, is not a survivor; a zombie has ended)."""
-    left = {}
-    for pid, (start, cmd) in tree.items():
-        st = _stat(pid)
-        if st is not None and st[0] != "Z" and st[1] == start:
-            left[pid] = cmd
-    return left
+# the /proc walk of tests/batch/test_signals.py: every process of a run, and which live on
+_sig_spec = importlib.util.spec_from_file_location(
+    "signals", Path(__file__).parents[1] / "batch" / "test_signals.py")
+_signals = importlib.util.module_from_spec(_sig_spec)  # type: ignore[arg-type]
+_sig_spec.loader.exec_module(_signals)  # type: ignore[union-attr]
+process_tree, survivors = _signals.process_tree, _signals.survivors
 
 
 def wait_gone(tree: dict[int, tuple[str, str]], within: float) -> dict[int, str]:
