@@ -12,7 +12,9 @@ worker at once (SIGTERM, then SIGKILL after a grace period) instead of waiting f
 the shards in flight; :meth:`close` does the same for a pool that is still warming
 up. The workers are started with SIGINT blocked, so a Ctrl-C that reaches the
 whole process group stops only the driver, which then ends them: no worker prints a
-``KeyboardInterrupt`` traceback, and no worker outlives the run."""
+``KeyboardInterrupt`` traceback, and no worker outlives the run. A driver killed
+outright (SIGKILL, the OOM killer) cannot end anything: each worker watches its
+parent and exits within :data:`PARENT_POLL` seconds of losing it."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import multiprocessing as mp
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -35,11 +38,25 @@ WORKER_DIED = "a worker process died; re-run the same command to resume"
 # Seconds a worker has between SIGTERM and SIGKILL: a shard in a worker holds no state
 # worth saving (the driver writes staging), so this only covers a slow exit.
 END_GRACE = 3.0
+# Seconds between a worker's checks that its driver is still its parent.
+PARENT_POLL = 0.5
 
 
 def _run(task: ShardTask, config: RunConfig) -> ShardOutput:
     return run_shard(task.prep_root, task.shard, task.run_id, task.run_date, config,
                      task.warm_root)
+
+
+def _exit_with_parent(driver: int) -> None:
+    """Pool initializer: a daemon thread that ends this worker once the driver is gone
+    (its parent pid changes when the driver dies and the worker is re-parented)."""
+
+    def watch() -> None:
+        while os.getppid() == driver:
+            time.sleep(PARENT_POLL)
+        os._exit(1)  # nothing to flush: a shard's result goes back to the driver
+
+    threading.Thread(target=watch, name="hearth-parent-watch", daemon=True).start()
 
 
 def _ready() -> int:
@@ -84,7 +101,9 @@ class LocalExecutor:
             main = threading.current_thread() is threading.main_thread()
             old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if main else None
             try:
-                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
+                                                 initializer=_exit_with_parent,
+                                                 initargs=(os.getpid(),))
                 for _ in range(self.workers):
                     self._pool.submit(_ready)
             finally:

@@ -27,7 +27,7 @@ run (``solve_ms`` aside), every household exactly once, and nothing left over.
 
 ``test_commit_kills.py`` kills every commit step in turn on one pool size; this
 file samples the whole run at random on both, with the process checks. The last
-test shows the pool outliving a driver killed alone (xfail: a known bug). Run
+test kills the driver alone and checks its pool ends by itself. Run
 with ``-s`` for the tally of kills, phases and outcomes.
 """
 
@@ -393,12 +393,11 @@ def test_most_seeds_killed_the_run(env):
 def test_a_killed_drivers_pool_workers_end_by_themselves(env, tmp_path):
     """The driver SIGKILLed alone (the OOM killer picks the biggest process) with a
     pool of two, and nobody kills its group (cron does not): the re-run still
-    commits the uninterrupted rows while what is left of the killed run lingers, and
-    those processes should end by themselves. They do not: each pool worker holds
-    both ends of the pool's pipes, so no EOF ever reaches it, and it blocks for good
-    writing its shard's result to a pipe nobody reads (seen: still there minutes
-    later), with the resource tracker. xfail until cluster/local.py ends workers
-    whose driver is gone."""
+    commits the uninterrupted rows while what is left of the killed run ends by
+    itself. Each pool worker holds both ends of the pool's pipes, so no EOF ever
+    reaches it; it watches its parent instead (cluster/local.py) and exits within a
+    second of losing it, and the resource tracker follows once no worker holds its
+    pipe."""
     out = env.copy("orphans")
     environ = dict(os.environ, **{FAULT_ENV: "shard:2"})
     run = Run(env.command(out, 2), str(tmp_path / "killed"), environ)
@@ -415,7 +414,6 @@ def test_a_killed_drivers_pool_workers_end_by_themselves(env, tmp_path):
     finally:
         run.kill_group()
         assert not wait_gone(run.tree, GONE_WITHIN)
-    if left:
-        pytest.xfail(f"{len(left)} process(es) of the killed driver still running after the "
-                     "re-run and 3s more: " + "; ".join(sorted(
-                         c.split(" -c ")[-1][:50] for c in left.values())))
+    assert not left, (f"{len(left)} process(es) of the killed driver still running after the "
+                      "re-run and 3s more: " + "; ".join(sorted(
+                          c.split(" -c ")[-1][:50] for c in left.values())))
