@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from hearth.io.validate import over_memory_limit
+
 PER_HOUSEHOLD = {
     # table: SQL over the normalized views, with household_id, ordered for determinism
     "households": """
@@ -128,6 +130,14 @@ def prepare(con: duckdb.DuckDBPyConnection, root: str, shard_size: int,
     """Write the shard-partitioned copy of the book under ``root``. Expects the
     normalized views of ``read.open_book`` and the tables of ``validate.validate``."""
     os.makedirs(root, exist_ok=True)
+    try:
+        return _prepare(con, root, shard_size, workers)
+    except duckdb.OutOfMemoryException as e:
+        raise over_memory_limit(con, "preparing the shards") from e
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, root: str, shard_size: int,
+             workers: int) -> ShardPlan:
     shard_by_cost(con, shard_size, workers)
     for table, sql in PER_HOUSEHOLD.items():
         target = os.path.join(root, table)

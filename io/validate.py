@@ -472,6 +472,15 @@ def _checks(run_date: str | None) -> list[tuple[str, str, str]]:
     ]
 
 
+
+def over_memory_limit(con: duckdb.DuckDBPyConnection, doing: str) -> InputError:
+    """The error for a step of reading the book that DuckDB's memory cap stopped: the
+    configuration's fault, not the data's (exit 2, with the key to raise)."""
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    return InputError(f"{doing} needs more memory than DuckDB's limit of "
+                      f"{limit[0] if limit else '?'} on this book; raise duckdb_memory_limit "
+                      "in the run configuration")
+
 def validate(con: duckdb.DuckDBPyConnection, run_date: str | None = None) -> None:
     """Create ``exceptions_found`` (one row per problem) and ``bad_households``
     (household_id, message) on the connection."""
@@ -497,10 +506,7 @@ def validate(con: duckdb.DuckDBPyConnection, run_date: str | None = None) -> Non
                              f"({type(e).__name__}: {str(e).splitlines()[0]}); "
                              "re-export it as Parquet") from e
         except duckdb.OutOfMemoryException as e:  # the configuration, not the data
-            limit = con.execute("SELECT current_setting('memory_limit')").fetchone()
-            raise InputError(f"table {table}: checking {what} needs more memory than DuckDB's "
-                             f"limit of {limit[0] if limit else '?'} on this book; raise "
-                             "duckdb_memory_limit in the run configuration") from e
+            raise over_memory_limit(con, f"table {table}: checking {what}") from e
         except duckdb.Error as e:  # the file, not the check: a corrupt page, a bad encoding
             raise InputError(f"table {table}: its data (or that of a table it refers to) "
                              f"cannot be read while checking {what} ({type(e).__name__}: {e}); "

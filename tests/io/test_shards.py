@@ -53,3 +53,24 @@ def test_at_least_four_shards_per_worker_and_shard_size_caps_count(workers):
     assert len(shards) >= max(200 // 20, SHARDS_PER_WORKER * workers)
     counts = [n for _, n, _ in shards]
     assert max(counts) - min(counts) <= 1  # equal households: equal cost, equal counts
+
+
+def test_preparing_past_duckdbs_memory_cap_names_the_setting(tmp_path):
+    # validation fits under the run's cap; the shard copy is then made under a cap of
+    # 2 MB it cannot fit in: an InputError (exit 2) that names duckdb_memory_limit,
+    # not DuckDB's raw OutOfMemoryException (exit 1)
+    from hearth.batch.generate import generate
+    from hearth.errors import InputError
+    from hearth.io.read import open_book
+    from hearth.io.shards import prepare
+    from hearth.io.validate import validate
+
+    book = str(tmp_path / "book")
+    generate(book, households=300, seed=1)
+    con = duckdb.connect(config={"memory_limit": "1GB", "preserve_insertion_order": False})
+    open_book(book, con)
+    validate(con, "2026-11-20")
+    con.execute("SET memory_limit = '2MB'")
+    with pytest.raises(InputError, match="preparing the shards needs more memory than "
+                                         "DuckDB's limit of .* raise duckdb_memory_limit"):
+        prepare(con, str(tmp_path / "prep"), 64, workers=2)
