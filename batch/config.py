@@ -101,6 +101,14 @@ class RunConfig(BaseModel):
     """Where to copy each committed night as Delta Lake tables (``<target>/trades``,
     ``household_results``, ``exceptions``; that run date's partition replaced); empty:
     no copy. A failed copy exits 5: the night is committed, and re-running copies again."""
+    openlineage_url: str = ""
+    """Where to send OpenLineage START / COMPLETE / FAIL events for each run: an
+    ``http(s)://`` endpoint (e.g. Marquez's ``/api/v1/lineage``; ``OPENLINEAGE_API_KEY``
+    is sent as a bearer token when set) or a ``file://`` path that gets one JSON line
+    per event; empty: none. An event that cannot be delivered is a warning, never
+    the run's failure."""
+    openlineage_namespace: str = "hearth"
+    """The OpenLineage job namespace of the runs' events (the job is ``hearth.run``)."""
     shard_size: int = Field(500, ge=1)
     """Households per shard, on average: shards are cut by estimated cost (lots and
     accounts), at least 4 per worker, so a shard of large households holds fewer."""

@@ -50,7 +50,8 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "default_cost_bps", "min_trade_value", "whole_shares", "share_increment", "dust_shares",
         "min_benefit_dollars", "min_benefit_share", "always_solve")),
     ("Solver", ("time_limit", "presolve", "warm_start")),
-    ("The run", ("duckdb_memory_limit", "shard_size", "failure_rate_limit")),
+    ("The run", ("duckdb_memory_limit", "shard_size", "failure_rate_limit", "delta_target",
+                 "openlineage_url", "openlineage_namespace")),
     ("Review routing", ("review_turnover", "review_tax_due", "review_order_share")),
 )
 OTHER = "Other settings"

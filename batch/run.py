@@ -25,6 +25,7 @@ import numpy as np
 
 import hearth
 from hearth.batch.config import RunConfig
+from hearth.batch.lineage import Lineage, lineage_for
 from hearth.batch.log import get as get_logger
 from hearth.batch.log import is_terminal
 from hearth.batch.pipeline import STAGES, ShardOutput
@@ -168,14 +169,27 @@ def run_book(input_root: str, output: str, run_date: str, config: RunConfig,
     another run holds this output and run date."""
     np.datetime64(run_date, "D")  # raises on a malformed date before any work
     with RunLock(output, run_date):
-        return _run_locked(input_root, output, run_date, config, executor, progress=progress,
-                           shard_filter=shard_filter)
+        lineage = lineage_for(config.openlineage_url, config.openlineage_namespace,
+                              input_root, output, run_date)
+        try:
+            summary = _run_locked(input_root, output, run_date, config, executor,
+                                  progress=progress, shard_filter=shard_filter,
+                                  lineage=lineage)
+        except BaseException as e:
+            if lineage is not None:
+                lineage.fail(e)
+            raise
+        if lineage is not None:
+            lineage.complete({"trades": summary.trades,
+                              "household_results": summary.households,
+                              "exceptions": summary.exceptions})
+        return summary
 
 
 def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
                 executor: Executor, *, progress: bool,
-                shard_filter: Callable[[Iterable[ShardTask]], list[ShardTask]] | None
-                ) -> RunSummary:
+                shard_filter: Callable[[Iterable[ShardTask]], list[ShardTask]] | None,
+                lineage: Lineage | None = None) -> RunSummary:
     t_start = time.perf_counter()
     con = duckdb.connect(config={"memory_limit": config.duckdb_memory_limit,
                                  "preserve_insertion_order": False})
@@ -184,6 +198,8 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
     run_id = make_run_id(run_date, prints, config)
     log.info("run %s for %s: %s -> %s", run_id, run_date, input_root, output,
              extra={"event": "start", "run_id": run_id, "executor": executor.name})
+    if lineage is not None:
+        lineage.start(run_id, prints)
     writer = RunWriter(output, run_date, run_id)
     done = writer.recover()  # an interrupted commit of this date is finished or undone first
     if done is not None:  # it was this run's own: the night is committed, nothing to redo
