@@ -31,8 +31,10 @@ def sh(*cmd: str) -> None:
 def setup(extras: str) -> None:
     if sys.version_info < (3, 11):  # noqa: UP036 - this file runs before anything is checked
         sys.exit(f"hearth needs Python 3.11+, this is {sys.version.split()[0]}")
-    if not os.path.exists(PY):
-        venv.EnvBuilder(with_pip=True).create(VENV)
+    # a .venv whose creation was interrupted has python but no pip: make it again
+    if not os.path.exists(PY) or subprocess.run([PY, "-m", "pip", "--version"], cwd=ROOT,
+                                                capture_output=True).returncode != 0:
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     stamp = os.path.join(VENV, f".installed-{extras}")
     pyproject = os.path.join(ROOT, "pyproject.toml")
     if not os.path.exists(stamp) or os.path.getmtime(stamp) < os.path.getmtime(pyproject):
