@@ -3,7 +3,7 @@ the same checks as ``tests/io/test_kill_anywhere.py`` and
 ``tests/io/test_fuzz_books.py`` (their code is loaded from there), tallied instead
 of stopping at the first failure.
 
-    python bench/chaos.py                         # 60 kill seeds, 300 fuzz examples
+    python bench/chaos.py                         # 60 kill seeds, 300 fuzz examples, 20 full disks
     python bench/chaos.py --kills 200 --fuzz 0    # kills only
     python bench/chaos.py --kills 0 --fuzz 1000 --max-corruptions 6
 
@@ -20,6 +20,11 @@ tried by kind, exit codes, and each kind of problem (crash, household lost or
 duplicated, untouched household changed, bad household not set aside or not
 named, a problem validation did not catch, hang: a run over ``HANG`` seconds ends
 the process with a traceback) with the corruptions that gave it.
+
+Disk full: OUTPUT on a small tmpfs left a random amount of free space (from none to
+a little more than a whole run writes): a run completes with an uninterrupted run's
+rows, or exits 5 with the nights before intact, and completes once the space is
+back (``tests/io/test_full_disk.py``'s checks; needs root to mount the tmpfs).
 
 The last line is one JSON object of counts.
 """
@@ -137,6 +142,76 @@ def soak_fuzz(examples: int, max_corruptions: int, work: str, verbose: bool) -> 
     return counts
 
 
+def soak_disk_full(trials: int, seed: int, work: str, verbose: bool) -> dict:
+    """OUTPUT on a small tmpfs left a random number of free pages, anywhere from none to
+    a little more than the whole run writes (preparing, the shards, the commit): the
+    run exits 0 with an uninterrupted run's rows, or exits 5 leaving the nights before
+    as they were, and the same command completes once the space is given back. The
+    checks are ``tests/io/test_full_disk.py``'s."""
+    import random
+
+    fd = _load("test_full_disk")
+    t0 = time.perf_counter()
+    mountpoint = os.path.join(work, "disk")
+    try:
+        fd._mount(mountpoint, 1 << 20)
+        fd._umount(mountpoint)
+    except OSError as e:
+        print(f"\ndisk full: skipped, no tmpfs can be mounted here ({e}); needs root")
+        return {"trials": 0, "skipped": str(e)}
+    env = fd.Env(os.path.join(work, "disk-env"), mountpoint)
+    total = (env.prep_pages + env.shard_pages) * fd.PAGE + env.before_journal \
+        + 2 * env.manifest_bytes
+    rng = random.Random(seed)
+    tally = {"trials": 0, "completed_first_time": 0, "exit_5": 0, "other_exit": 0,
+             "partial_states_seen": 0, "reruns_failed": 0, "rows_differ": 0}
+    failures: list[str] = []
+    for i in range(trials):
+        free = fd.PAGE * rng.randrange(0, int(1.1 * total) // fd.PAGE + 1)
+        tally["trials"] += 1
+        step = "?"
+        with env.disk:
+            shutil.copytree(env.base, env.out)
+            env.disk.leave_free(min(free, fd._free(env.out) - fd.PAGE))
+            done = fd.hearth(*env.command())
+            step, finished = fd.where(env.out)
+            try:
+                if done.returncode == 0:
+                    tally["completed_first_time"] += 1
+                elif done.returncode == 5:
+                    tally["exit_5"] += 1
+                    try:
+                        fd.check_previous_nights_only(env)
+                    except AssertionError:
+                        tally["partial_states_seen"] += 1
+                        raise
+                    env.disk.give_space_back()
+                    again = fd.hearth(*env.command())
+                    if again.returncode != 0:
+                        tally["reruns_failed"] += 1
+                        raise AssertionError(f"re-run exit {again.returncode}: "
+                                             f"{fd.failure(again)[:300]}")
+                else:
+                    tally["other_exit"] += 1
+                    raise AssertionError(f"exit {done.returncode}: {fd.failure(done)[:300]}")
+                try:
+                    fd.check_at_rest(env)
+                except AssertionError:
+                    tally["rows_differ"] += 1
+                    raise
+            except AssertionError as e:
+                failures.append(f"trial {i} ({free} bytes free, stopped at {step}): "
+                                f"{str(e).splitlines()[0][:300]}")
+        if verbose:
+            print(f"[disk {i:4d}] {free:>10,d} bytes free: exit {done.returncode} at "
+                  f"{step} ({finished} shards)", flush=True)
+    print(f"\ndisk full: {trials} trials on a {fd.DISK >> 20} MiB tmpfs, "
+          f"{total:,d} bytes written by a whole run")
+    for f in failures:
+        print(f"  FAILED {f}")
+    return {**tally, "failed_checks": len(failures), "seconds": round(time.perf_counter() - t0, 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kills", type=int, default=60, help="kill seeds (0: none)")
@@ -144,6 +219,8 @@ def main() -> None:
                     help="the first kill seed (CI runs 0-19)")
     ap.add_argument("--fuzz", type=int, default=300, help="fuzz examples (0: none)")
     ap.add_argument("--max-corruptions", type=int, default=4)
+    ap.add_argument("--disk-full", type=int, default=20,
+                    help="full-disk trials on a tmpfs (0: none; needs root to mount)")
     ap.add_argument("--workdir", help="keep books and outputs here (default: a temp folder)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no line per seed or example")
     args = ap.parse_args()
@@ -155,6 +232,9 @@ def main() -> None:
                                          work, not args.quiet)
         if args.fuzz:
             report["fuzz"] = soak_fuzz(args.fuzz, args.max_corruptions, work, not args.quiet)
+        if args.disk_full:
+            report["disk_full"] = soak_disk_full(args.disk_full, args.first_seed, work,
+                                                 not args.quiet)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
