@@ -73,6 +73,38 @@ class RunConfig(BaseModel):
     location_exposure_tolerance: float = Field(0.0005, ge=0, le=0.01)
     """How far (fraction of value) a class may shrink in the location stage, to pay
     the relocation's trading costs; no class may grow."""
+    exposure_basis: Literal["pre_tax", "after_tax"] = "pre_tax"
+    """How exposure and drift are measured: ``pre_tax`` counts every dollar alike;
+    ``after_tax`` counts a dollar in a traditional account at (1 - retirement_rate),
+    in the exposures, in the value targets apply to, in drift_before / drift_after
+    and in the concentration limit."""
+    max_position_share: float = Field(1.0, gt=0, le=1)
+    """Concentration limit: the most of household value (as targets see it) one
+    security may be after trading; 1 is no limit. A position above it is wound down
+    (``concentration_wind_down``), never bought, and routed to review
+    (``concentration``); no buy takes a security above it."""
+    concentration_weight: float = Field(0.1, ge=0)
+    """Objective dollars per dollar a position stays above the concentration limit:
+    a sale beyond the night's wind-down is made where its priced tax and costs are
+    below this."""
+    concentration_wind_down: float = Field(0.25, ge=0, le=1)
+    """Share of a position's excess above the limit that must go each night, unless
+    the tax budget (or turnover, or a restriction) stops it; the rest waits for the
+    next nights. 1 sells down to the limit in one night."""
+    concentration_scope: Literal["unlisted", "all"] = "unlisted"
+    """Which securities the concentration limit applies to: ``unlisted``, those the
+    household's model does not list (single stocks, legacy holdings: the model's
+    funds are diversified building blocks a household may hold in size); ``all``,
+    every security, the model's funds included."""
+    cash_need_lead_days: int = Field(5, ge=0, le=366)
+    """Cash needs (``cash_needs``) due within this many days of the run date (or
+    already past) must be in cash after tonight's trades, on top of min_cash: the
+    sales are forced like a withdrawal's, at the lowest tax cost tonight."""
+    cash_reserve_days: int = Field(90, ge=0, le=3660)
+    """Cash needs due within this many days are a reserve: the cash already held (with
+    tonight's contribution) up to their amount stays cash, outside the exposure
+    targets. Sales for them wait until they are due within ``cash_need_lead_days``,
+    so a lot about to turn long-term can wait; 0 keeps no reserve."""
     carryforward_years: float = Field(3.0, ge=0)
     """Years until a carried-forward capital loss is expected to be used: a loss that
     netting cannot use this year is worth lt_rate x (1 + d)^-k."""
@@ -128,7 +160,12 @@ class RunConfig(BaseModel):
     def check_rules(self) -> CheckRules:
         return CheckRules(wash_sale_days=self.wash_sale_days,
                           min_trade_value=self.min_trade_value, whole_shares=self.whole_shares,
-                          dust_shares=self.dust_shares, share_increment=self.share_increment)
+                          dust_shares=self.dust_shares, share_increment=self.share_increment,
+                          cash_need_lead_days=self.cash_need_lead_days,
+                          cash_reserve_days=self.cash_reserve_days,
+                          max_position_share=self.max_position_share,
+                          concentration_scope=self.concentration_scope,
+                          exposure_basis=self.exposure_basis)
 
     def review_thresholds(self) -> ReviewThresholds:
         return ReviewThresholds(turnover=self.review_turnover, tax_due=self.review_tax_due,

@@ -6,7 +6,10 @@ positions built from monthly buys over 1-15 years (12-180 lots each), 30% of
 taxable accounts direct-indexed with 100-500 stocks of 1-20 lots each, prices from
 random walks (so lots sit at gains and losses of both terms), 401(k) menus, recent
 buys and harvests in the transactions table, restrictions, held-away assets,
-custom targets, tax budgets, contributions and withdrawals: a median of about
+custom targets, overrides (a few per 1,000 households, some expired),
+product preferences (~7%), household glide paths (~4%, de-risking from the model's
+weights over ten years), concentration limits (~3.5%, most with a low-basis single
+stock above theirs), tax budgets, contributions and withdrawals: a median of about
 2,000 lots per household (p90 ~7,000, max ~13,000). The book starts asset-located,
 as the last rebalance left it. No model lists the stocks: hearth holds, harvests and
 sells a sleeve's stocks (each its own wash group) but buys the model's funds.
@@ -446,6 +449,11 @@ HELD_AWAY_SCHEMA = pa.schema([("household_id", pa.string()), ("asset_class", pa.
                               ("value", pa.float64())])
 HOUSEHOLD_TARGETS_SCHEMA = pa.schema([("household_id", pa.string()),
                                       ("asset_class", pa.string()), ("weight", pa.float64())])
+CASH_NEEDS_SCHEMA = pa.schema([("household_id", pa.string()), ("account_id", pa.string()),
+                               ("due_date", pa.date32()), ("amount", pa.float64()),
+                               ("need_id", pa.string())])
+CASH_NEED_SHARE = 0.04  # of households, with one cash need due within CASH_NEED_DAYS
+CASH_NEED_DAYS = 180
 
 
 # the decimal digits of 0 .. 10**k - 1 as ASCII, k digits a row
@@ -581,6 +589,8 @@ def _universe(rng: np.random.Generator) -> tuple[_Universe, pa.Table, pa.Table, 
         "tags": pa.array([None] * n_f + stock_tags, type=pa.list_(pa.string())),
         "cost_bps": pa.array([None] * n_f + np.round(rng.uniform(1.5, 5.0, N_STOCKS), 1).tolist(),
                              pa.float64()),
+        "vehicle": ["mutual_fund" if f[0] in MUTUAL_FUNDS else "etf" for f in FUNDS]
+                   + ["stock"] * N_STOCKS,
     })
 
     listed = np.full((len(CLASSES), 4), -1, dtype=np.int64)
@@ -949,6 +959,162 @@ def _household_extras(rng: np.random.Generator, u: _Universe, a: _Accounts, hh_i
     return restrictions, held_away, targets
 
 
+CONCENTRATION_LIMIT_SHARE = 0.035  # of households with a max_position_share (10-25%) ...
+CONCENTRATED_STOCK_SHARE = 0.6  # ... of which hold a low-basis stock above it
+
+
+def _concentration(rng: np.random.Generator, u: _Universe, a: _Accounts, hh_no: np.ndarray,
+                   width: int, today: np.datetime64, tax_budget: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, pa.Table]:
+    """Concentration limits for a few households (``max_position_share``, 10-25%),
+    most of them holding a single stock above it: one old, low-basis lot (an
+    employer's stock, an inheritance; 5-30% basis, 8-25 years) worth 5-30 points
+    more than the limit, in their first taxable account, on top of their model's
+    holdings; a household with such a stock and no tax budget gets one
+    ($5,000-30,000), so it is wound down over nights. Returns (max_position_share
+    per household, NaN for none; tax budget per household; the stock lots)."""
+    n = len(hh_no)
+    limit = np.where(rng.random(n) < CONCENTRATION_LIMIT_SHARE,
+                     rng.choice([0.10, 0.15, 0.20, 0.25], n), np.nan)
+    taxable = np.flatnonzero(a.type == 0)
+    first = np.full(n, -1, dtype=np.int64)
+    first[a.hh[taxable[::-1]]] = taxable[::-1]  # each household's first taxable account
+    holds = ~np.isnan(limit) & (first >= 0) & (rng.random(n) < CONCENTRATED_STOCK_SHARE)
+    h = np.flatnonzero(holds)
+    acct = first[h]
+    share = limit[h] + rng.uniform(0.05, 0.30, len(h))  # of the household with the stock
+    hh_value = np.bincount(a.hh, weights=a.value, minlength=n)[h]
+    stock = rng.choice(u.stocks, len(h))
+    qty = np.round(share / (1.0 - share) * hh_value / u.price[stock], 4)
+    basis = np.round(qty * u.price[stock] * rng.uniform(0.05, 0.30, len(h)), 2)
+    age = rng.integers(8 * 365, 25 * 365, len(h))
+    budget = tax_budget.copy()
+    budget[h] = np.where(np.isnan(budget[h]), np.round(rng.uniform(5_000, 30_000, len(h))),
+                         budget[h])
+    lots = pa.table({
+        "lot_id": _fixed_ids(len(h), "H", (hh_no[h], width), "-A", (a.no[acct], 1), "-C1"),
+        "account_id": a.ids.take(pa.array(acct, pa.int64())),
+        "security_id": pa.array([u.ids[s] for s in stock], pa.string()),
+        "quantity": qty, "cost_basis": basis, "acquired_date": _dates(today, age),
+    }, schema=LOTS_SCHEMA)
+    return limit, budget, lots
+
+
+def _cash_needs(rng: np.random.Generator, a: _Accounts, tradable: np.ndarray, hh_ids: pa.Array,
+                today: np.datetime64) -> pa.Table:
+    """A few households (CASH_NEED_SHARE) owe one sum within CASH_NEED_DAYS: 5% to 30%
+    of what pays it, from a named tradable account (a third of them, any type: a
+    distribution from an IRA) or from the household's tradable taxable accounts."""
+    n = len(hh_ids)
+    rows: list[tuple[Any, ...]] = []
+    hid = hh_ids.to_pylist()
+    acct_ids = a.ids.to_pylist()
+    for h in np.flatnonzero(rng.random(n) < CASH_NEED_SHARE):
+        mine = np.flatnonzero((a.hh == h) & tradable)
+        taxable = mine[a.type[mine] == 0]
+        named = bool(rng.random() < 1 / 3) or len(taxable) == 0
+        if len(mine) == 0:
+            continue
+        account = int(rng.choice(mine)) if named else -1
+        funds = a.value[account] if named else a.value[taxable].sum()
+        amount = max(1_000.0, float(np.round(funds * rng.uniform(0.05, 0.30), -2)))
+        due = today + np.timedelta64(int(rng.integers(1, CASH_NEED_DAYS + 1)), "D")
+        rows.append((hid[h], acct_ids[account] if named else None, due.item(), amount,
+                     f"{hid[h]}-N1"))
+    return pa.table({c: [r[i] for r in rows] for i, c in enumerate(CASH_NEEDS_SCHEMA.names)},
+                    schema=CASH_NEEDS_SCHEMA)
+
+
+# Overrides: a few per 1,000 households, a quarter of them expired (the run notes and
+# ignores those); product preferences for ~7% of households.
+OVERRIDE_SHARE = 0.006
+OVERRIDE_EXPIRED_SHARE = 0.25
+PREFERENCE_SHARE = 0.07
+# the mutual funds among FUNDS (share classes and index funds); the other funds are ETFs
+MUTUAL_FUNDS = frozenset({"VTSAX", "FXAIX", "VFIAX", "VTIAX", "FTIHX", "VEMAX", "VBTLX", "FXNAX",
+                          "VGSLX"})
+GLIDE_PATHS_SCHEMA = pa.schema([("model_id", pa.string()), ("household_id", pa.string()),
+                                ("effective_date", pa.date32()), ("asset_class", pa.string()),
+                                ("weight", pa.float64())])
+GLIDE_SHARE = 0.04  # households on a glide path of their own
+GLIDE_YEARS = 10  # ... from their model's weights today to GLIDE_SHIFT less equity then
+GLIDE_SHIFT = 0.15
+EQUITY_CLASSES = ("us_equity", "intl_equity", "em_equity", "reit")
+
+
+def _glide_paths(rng: np.random.Generator, hh_ids: pa.Array, model: np.ndarray,
+                 today: np.datetime64) -> pa.Table:
+    """A few households de-risking on a path of their own (a personal target-date
+    plan): their model's weights today, GLIDE_SHIFT of the equity weight moved to
+    us_bond (pro rata over the equity classes) GLIDE_YEARS later. Tonight's target is
+    the model's, so only later nights move along the path."""
+    names = list(MODELS)
+    later = today + np.timedelta64(365 * GLIDE_YEARS, "D")
+    rows: list[tuple[str, np.datetime64, str, float]] = []
+    for h in np.flatnonzero(rng.random(len(model)) < GLIDE_SHARE):
+        now = dict(MODELS[names[model[h]]])
+        equity = sum(w for k, w in now.items() if k in EQUITY_CLASSES)
+        shift = min(GLIDE_SHIFT, equity)
+        then = {k: (w * (1 - shift / equity) if k in EQUITY_CLASSES else w) for k, w in now.items()}
+        then["us_bond"] = then.get("us_bond", 0.0) + shift
+        hid = hh_ids[h].as_py()
+        rows += [(hid, today, k, w) for k, w in sorted(now.items())]
+        rows += [(hid, later, k, w) for k, w in sorted(then.items())]
+    return pa.table({"model_id": pa.nulls(len(rows), pa.string()),
+                     "household_id": [r[0] for r in rows],
+                     "effective_date": pa.array(np.array([r[1] for r in rows],
+                                                         dtype="datetime64[D]"), pa.date32()),
+                     "asset_class": [r[2] for r in rows], "weight": [r[3] for r in rows]},
+                    schema=GLIDE_PATHS_SCHEMA)
+
+
+OVERRIDES_SCHEMA = pa.schema([
+    ("override_id", pa.string()), ("household_id", pa.string()), ("action", pa.string()),
+    ("security_id", pa.string()), ("account_id", pa.string()), ("reason", pa.string()),
+    ("author", pa.string()), ("expires_on", pa.date32())])
+PRODUCT_PREFERENCES_SCHEMA = pa.schema([
+    ("household_id", pa.string()), ("asset_class", pa.string()), ("security_id", pa.string()),
+    ("vehicle", pa.string()), ("rank", pa.int64())])
+_OVERRIDE_ODDS = {"skip": 0.3, "hold_security": 0.35, "no_tax_budget": 0.2, "no_harvest": 0.15}
+_OVERRIDE_REASONS = {
+    "skip": "client travelling, call before trading", "hold_security": "shares to be gifted",
+    "no_tax_budget": "advisor approved realizing gains", "no_harvest": "loss carryforward enough"}
+_AUTHORS = ("j.doe", "a.lee", "m.garcia", "r.chen")
+# (asset class, security_id, vehicle): every model lists both classes, with an ETF and
+# a mutual fund in each; VTSAX is no model's (the preference makes it buyable)
+_PREFERENCES = (("us_equity", None, "mutual_fund"), ("intl_equity", None, "etf"),
+                ("us_equity", "VTSAX", None))
+
+
+def _overrides_and_preferences(rng: np.random.Generator, hh_ids: list[str],
+                               first_account: list[str], first_security: list[str],
+                               today: np.datetime64) -> tuple[pa.Table, pa.Table]:
+    """Overrides (OVERRIDE_SHARE of households: skip, hold the first lot's security,
+    lift the tax budget, no harvesting; some expired, some open-ended) and product
+    preferences (PREFERENCE_SHARE: mutual funds for US equity, ETFs for international
+    equity, or VTSAX first), deterministic for the generator."""
+    n = len(hh_ids)
+    actions = list(_OVERRIDE_ODDS)
+    ov: list[tuple[Any, ...]] = []
+    for h in np.flatnonzero(rng.random(n) < OVERRIDE_SHARE):
+        action = actions[rng.choice(len(actions), p=list(_OVERRIDE_ODDS.values()))]
+        draw = rng.random()
+        expires = (today - np.timedelta64(int(rng.integers(1, 61)), "D")
+                   if draw < OVERRIDE_EXPIRED_SHARE else None if draw < 0.55
+                   else today + np.timedelta64(int(rng.integers(0, 91)), "D"))
+        hold = action == "hold_security"
+        ov.append((f"OV-{hh_ids[h]}-1", hh_ids[h], action, first_security[h] if hold else None,
+                   first_account[h] if hold and rng.random() < 0.5 else None,
+                   _OVERRIDE_REASONS[action], _AUTHORS[rng.integers(len(_AUTHORS))],
+                   None if expires is None else expires.item()))
+    pp = [(hh_ids[h], *_PREFERENCES[rng.integers(len(_PREFERENCES))], 1)
+          for h in np.flatnonzero(rng.random(n) < PREFERENCE_SHARE)]
+    return (pa.table({c: [r[i] for r in ov] for i, c in enumerate(OVERRIDES_SCHEMA.names)},
+                     schema=OVERRIDES_SCHEMA),
+            pa.table({c: [r[i] for r in pp] for i, c in enumerate(PRODUCT_PREFERENCES_SCHEMA.names)},
+                     schema=PRODUCT_PREFERENCES_SCHEMA))
+
+
 def _chunk(rng: np.random.Generator, u: _Universe, h0: int, n: int, today: np.datetime64,
            bad_fraction: float, width: int) -> dict[str, pa.Table]:
     hh_no = h0 + np.arange(n)
@@ -997,15 +1163,37 @@ def _chunk(rng: np.random.Generator, u: _Universe, h0: int, n: int, today: np.da
         "quantity": qty, "cost_basis": basis, "acquired_date": _dates(today, age),
     }, schema=LOTS_SCHEMA)
     restrictions, held_away, targets = _household_extras(rng, u, a, hh_ids, sec[first_lot])
+    # concentration limits and concentrated stocks from a generator of their own, so the
+    # rest of the book is what it was without them
+    limit, budget, stock_lots = _concentration(
+        rng.spawn(1)[0], u, a, hh_no, width, today,
+        households.column("tax_budget").to_numpy(zero_copy_only=False).astype(np.float64))
+    households = households.set_column(households.schema.get_field_index("tax_budget"),
+                                       "tax_budget", _nullable(budget))
+    households = households.append_column("max_position_share", _nullable(limit))
+    lot_table = pa.concat_tables([lot_table, stock_lots])
+    # cash needs from a generator of their own too (the rest of the book is unchanged)
+    cash_needs = _cash_needs(rng.spawn(1)[0], a, accounts.column("tradable").to_numpy(), hh_ids,
+                             today)
+    # overrides and product preferences from a generator of their own as well
+    overrides, preferences = _overrides_and_preferences(
+        rng.spawn(1)[0], hh_ids.to_pylist(),
+        a.ids.take(pa.array(np.searchsorted(a.hh, np.arange(n)))).to_pylist(),
+        [u.ids[s] for s in sec[first_lot]], today)
+    glide_paths = _glide_paths(rng.spawn(1)[0], hh_ids, model, today)
     return {"households": households, "accounts": accounts, "lots": lot_table,
             "transactions": transactions, "restrictions": restrictions, "held_away": held_away,
-            "household_targets": targets}
+            "household_targets": targets, "cash_needs": cash_needs,
+            "overrides": overrides, "product_preferences": preferences,
+            "glide_paths": glide_paths}
 
 
 STREAMED = {"lots": LOTS_SCHEMA, "transactions": TRANSACTIONS_SCHEMA}
 COLLECTED = {"households": HOUSEHOLDS_SCHEMA, "accounts": ACCOUNTS_SCHEMA,
              "restrictions": RESTRICTIONS_SCHEMA, "held_away": HELD_AWAY_SCHEMA,
-             "household_targets": HOUSEHOLD_TARGETS_SCHEMA}
+             "household_targets": HOUSEHOLD_TARGETS_SCHEMA, "cash_needs": CASH_NEEDS_SCHEMA,
+             "overrides": OVERRIDES_SCHEMA, "product_preferences": PRODUCT_PREFERENCES_SCHEMA,
+             "glide_paths": GLIDE_PATHS_SCHEMA}
 
 
 def _generate_realistic(path: str, n: int, seed: int, as_of: str, bad_fraction: float) -> BookStats:

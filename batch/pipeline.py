@@ -24,7 +24,7 @@ from hearth.io.households import households, reference
 from hearth.io.shards import read_shard
 from hearth.io.warm import read_warm
 from hearth.io.write import WARM_SCHEMA
-from hearth.model.build import Derived, derive
+from hearth.model.build import Derived, concentration_shift, derive
 from hearth.model.checker import check_proposal
 from hearth.model.estimates import estimate
 from hearth.model.highs import Solver
@@ -99,13 +99,16 @@ class _Columns:
                          for n, v in self.cols.items()}, schema=self.schema)
 
 
-def _class_holdings(hh: Household, remaining: np.ndarray, buy_security: np.ndarray,
-                    buy_quantity: np.ndarray) -> np.ndarray:
-    dollars = remaining * hh.price[hh.lot_security]
+def _class_holdings(hh: Household, d: Derived, remaining: np.ndarray, buy_account: np.ndarray,
+                    buy_security: np.ndarray, buy_quantity: np.ndarray) -> np.ndarray:
+    """Exposure dollars per class after the trades (``Derived.exposure_weight``)."""
+    w = d.exposure_weight
+    dollars = remaining * hh.price[hh.lot_security] * w[hh.lot_account]
     # (bincount of an empty index is int64 whatever the weights: force float)
     out = np.bincount(hh.asset_class[hh.lot_security], weights=dollars,
                       minlength=len(hh.classes)).astype(np.float64)
-    out += np.bincount(hh.asset_class[buy_security], weights=buy_quantity * hh.price[buy_security],
+    out += np.bincount(hh.asset_class[buy_security],
+                       weights=buy_quantity * hh.price[buy_security] * w[buy_account],
                        minlength=len(hh.classes))
     return out
 
@@ -118,7 +121,7 @@ def _reasons(hh: Household, d: Derived, p: Proposal, class_change: np.ndarray,
     asset_location, rebalance."""
     relocation = class_traded > 0
     relocation &= np.abs(class_change) <= 0.05 * np.maximum(class_traded, 1e-9)
-    needs_cash = (hh.withdrawal > 0) | (hh.cash < hh.min_cash)
+    needs_cash = (hh.withdrawal > 0) | (hh.cash < hh.min_cash) | (d.cash_need > 0)  # needs due
     new_cash = (hh.contribution > 0) | (hh.cash > hh.max_cash)
     lots = np.flatnonzero(p.sell > 0)
     a, sec = hh.lot_account[lots], hh.lot_security[lots]
@@ -176,10 +179,15 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
     for item in inputs:
         hid = item.household_id
         hh = item.household
+        for notice in item.overrides.expired:  # noted, never costing the household
+            exceptions.add(run_id=run_id, source_table=notice.source_table, household_id=hid,
+                           account_id=notice.account_id, record_id=notice.record_id,
+                           code=notice.code, message=notice.message)
+        applied = list(item.overrides.applied)
         if hh is None:
             results.add(run_id=run_id, household_id=hid, status="error", message=item.error,
                         review_reasons=["status_error"], needs_review=True, n_trades=0,
-                        solve_ms=0.0, iterations=0, warm_started=False)
+                        solve_ms=0.0, iterations=0, warm_started=False, overrides_applied=[])
             if item.code is not None:
                 exceptions.add(run_id=run_id, source_table="households", household_id=hid,
                                record_id=hid, code=item.code, message=item.error)
@@ -187,8 +195,10 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
             continue
         t_h = time.perf_counter()
         crashed = False
+        skip = item.overrides.skip
         try:
-            outcome = solve_household(hh, settings, solver, warm.get(hid))
+            outcome = (solve_household(hh, settings, solver, warm.get(hid)) if skip is None
+                       else Outcome("no_trade", skip, Proposal.empty(hh), derived=derive(hh, settings)))
         except Exception as e:  # one household's crash never stops the shard
             crashed = True
             outcome = Outcome("error", f"internal error while solving: {type(e).__name__}: {e}",
@@ -232,14 +242,15 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
                         message = "proposal failed the compliance check: " + said
                     else:  # doing nothing breaks a hard rule (cash below its minimum, ...)
                         status = "infeasible"
-                        message = "no proposal was found and trading nothing breaks: " + said
+                        message = (f"{skip}, and " if skip else "no proposal was found and ") \
+                            + "trading nothing breaks: " + said
                     p = Proposal.empty(hh)
             seconds["check"] += time.perf_counter() - t_c
             t_r = time.perf_counter()
             if outcome.derived is None:
                 raise RuntimeError(message or "the household's inputs could not be derived")
             _report(hh, outcome, status, message, p, run_id, settings, thresholds, trades,
-                    results)
+                    results, applied)
         except Exception as e:  # a failure in checking or reporting costs this household only
             trades.truncate(n_trades_before)
             results.truncate(n_results_before)
@@ -248,7 +259,7 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
             results.add(run_id=run_id, household_id=hid, status="error", message=message,
                         review_reasons=["status_error"], needs_review=True, n_trades=0,
                         solve_ms=outcome.solve_seconds * 1000.0, iterations=outcome.iterations,
-                        warm_started=outcome.warm_started)
+                        warm_started=outcome.warm_started, overrides_applied=applied)
             if not crashed:
                 exceptions.add(run_id=run_id, source_table="households", household_id=hid,
                                record_id=hid, code="internal_error", message=message)
@@ -272,16 +283,16 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
 
 def _report(hh: Household, outcome: Outcome, status: str, message: str | None, p: Proposal,
             run_id: str, settings: ModelSettings, thresholds: ReviewThresholds, trades: _Columns,
-            results: _Columns) -> None:
+            results: _Columns, overrides_applied: list[str]) -> None:
     d = outcome.derived
     assert d is not None
     hid = hh.household_id
     value = d.value
     base = max(d.target_value, 1e-9)
-    before = drift_by_class(hh, d, d.current_by_class,
-                            float((hh.cash + hh.contribution - hh.withdrawal).sum()))
-    after_hold = _class_holdings(hh, hh.quantity - p.sell, p.buy_security, p.buy_quantity)
-    after = drift_by_class(hh, d, after_hold, float(p.final_cash.sum()))
+    before = drift_by_class(hh, d, d.current_by_class, d.start_cash)
+    after_hold = _class_holdings(hh, d, hh.quantity - p.sell, p.buy_account, p.buy_security,
+                                 p.buy_quantity)
+    after = drift_by_class(hh, d, after_hold, float((d.exposure_weight * p.final_cash).sum()))
     sell_value = p.sell * d.lot_price
     buy_value = p.buy_quantity * hh.price[p.buy_security]
     turnover = float((sell_value.sum() + buy_value.sum()) / 2 / value) if value > 0 else 0.0
@@ -306,7 +317,9 @@ def _report(hh: Household, outcome: Outcome, status: str, message: str | None, p
                          budget_overrun=bool(outcome.budget_overrun) and status == "traded",
                          solver_limit=outcome.mip_limited and status == "traded",
                          min_trade_fallback=outcome.min_trade_fallback and status == "traded",
-                         wash_sale=bool((disallowed > 0).any()) and status == "traded")
+                         wash_sale=bool((disallowed > 0).any()) and status == "traded",
+                         concentration=concentration_shift(hh, d, p.sell, p.buy_account,
+                                                           p.buy_security, p.buy_quantity))
 
     sold = np.flatnonzero(p.sell > 0)
     class_change = after_hold - d.current_by_class
@@ -351,5 +364,5 @@ def _report(hh: Household, outcome: Outcome, status: str, message: str | None, p
         location_drag_after=est.location_drag_after,
         needs_review=bool(why), review_reasons=why,
         solve_ms=outcome.solve_seconds * 1000.0, iterations=outcome.iterations,
-        warm_started=outcome.warm_started,
+        warm_started=outcome.warm_started, overrides_applied=overrides_applied,
     )

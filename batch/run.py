@@ -161,6 +161,14 @@ def make_run_id(run_date: str, prints: dict[str, Any], config: RunConfig) -> str
     return h.hexdigest()[:16]
 
 
+def rules_version(config: RunConfig) -> str:
+    """The rules a night ran under, for audit: the contract's major version and the
+    first 12 hex digits of the configuration's fingerprint (every key, as in the run
+    id), e.g. ``"2:1f9fc0783a4b"``. Nights run under the same contract and
+    configuration share it whatever their inputs; changing any key changes it."""
+    return f"{hearth.CONTRACT_VERSION}:{config.fingerprint()[:12]}"
+
+
 def run_book(input_root: str, output: str, run_date: str, config: RunConfig,
              executor: Executor, *, progress: bool = True,
              shard_filter: Callable[[Iterable[ShardTask]], list[ShardTask]] | None = None
@@ -308,6 +316,7 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
     elapsed = time.perf_counter() - t_start
     manifest = {
         "run_id": run_id, "run_date": run_date, "contract_version": hearth.CONTRACT_VERSION,
+        "rules_version": rules_version(config),
         "hearth_version": hearth.__version__, "config": config.model_dump(),
         "inputs": prints, "households": households, "households_solved": n_solved,
         "statuses": statuses,

@@ -44,6 +44,7 @@ INPUT_TABLES: dict[str, Table] = {t.name: t for t in (
         C("tax_budget", "DOUBLE", NULL), C("turnover_limit", "DOUBLE", NULL),
         C("drift_threshold", "DOUBLE", NULL), C("tlh_enabled", "BOOLEAN", "TRUE"),
         C("filing_status", "VARCHAR", "'single'"),
+        C("max_position_share", "DOUBLE", NULL),
     ), key="household_id"),
     Table("accounts", True, (
         C("account_id", "VARCHAR"), C("household_id", "VARCHAR"), C("account_type", "VARCHAR"),
@@ -62,6 +63,7 @@ INPUT_TABLES: dict[str, Table] = {t.name: t for t in (
         C("foreign_tax_fraction", "DOUBLE", "0"), C("cg_distribution", "DOUBLE", "0"),
         C("expected_return", "DOUBLE", "0.06"), C("sector", "VARCHAR", NULL),
         C("tags", "VARCHAR[]", NULL), C("cost_bps", "DOUBLE", NULL),
+        C("vehicle", "VARCHAR", NULL),  # contract 2.1: etf, mutual_fund, ... (product_preferences)
     ), key="security_id"),
     Table("targets", True, (
         C("model_id", "VARCHAR"), C("asset_class", "VARCHAR"), C("weight", "DOUBLE"),
@@ -94,7 +96,32 @@ INPUT_TABLES: dict[str, Table] = {t.name: t for t in (
         C("model_id", "VARCHAR", NULL), C("household_id", "VARCHAR", NULL),
         C("effective_date", "DATE"), C("asset_class", "VARCHAR"), C("weight", "DOUBLE"),
     )),
+    # contract 2.1: a person's explicit decision about one household, in force until
+    # expires_on (inclusive); applied in io/households.py, echoed in overrides_applied
+    Table("overrides", False, (
+        C("override_id", "VARCHAR"), C("household_id", "VARCHAR"), C("action", "VARCHAR"),
+        C("security_id", "VARCHAR", NULL), C("account_id", "VARCHAR", NULL),
+        C("reason", "VARCHAR"), C("author", "VARCHAR"), C("expires_on", "DATE", NULL),
+    ), key="override_id"),
+    # contract 2.1: dollars a household must pay out on a date, from a named account or
+    # (account_id null) from whichever of its tradable taxable accounts costs the least
+    # tax (model/needs.py)
+    Table("cash_needs", False, (
+        C("household_id", "VARCHAR"), C("account_id", "VARCHAR", NULL),
+        C("due_date", "DATE"), C("amount", "DOUBLE"), C("need_id", "VARCHAR", NULL),
+    )),
+    # contract 2.1: a household's own order of the securities it buys for a class (by
+    # security or by vehicle), ahead of its model's (io/households.py, preferred_ranks)
+    Table("product_preferences", False, (
+        C("household_id", "VARCHAR"), C("asset_class", "VARCHAR"),
+        C("security_id", "VARCHAR", NULL), C("vehicle", "VARCHAR", NULL),
+        C("rank", "BIGINT", "1"),
+    )),
 )}
+
+# overrides.action: skip the household tonight; never trade security_id (in account_id,
+# or every account); ignore the household's tax_budget; no tax-loss harvesting tonight
+OVERRIDE_ACTIONS: tuple[str, ...] = ("skip", "hold_security", "no_tax_budget", "no_harvest")
 
 TRADES_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("household_id", pa.string()), ("account_id", pa.string()),
@@ -116,6 +143,7 @@ HOUSEHOLD_RESULTS_SCHEMA = pa.schema([
     ("location_drag_before", pa.float64()), ("location_drag_after", pa.float64()),
     ("needs_review", pa.bool_()), ("review_reasons", pa.list_(pa.string())),
     ("solve_ms", pa.float64()), ("iterations", pa.int64()), ("warm_started", pa.bool_()),
+    ("overrides_applied", pa.list_(pa.string())),  # contract 2.1
 ])
 
 EXCEPTIONS_SCHEMA = pa.schema([

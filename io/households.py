@@ -2,7 +2,10 @@
 objects: columns are turned into numpy arrays once per shard, and each household
 is a set of contiguous slices of them (every per-household table is sorted by
 household). A household's target is resolved here, where the run date is known:
-custom targets, else its own glide path, else its model's, else its model's targets."""
+custom targets, else its own glide path, else its model's, else its model's targets.
+So are its overrides in force tonight (``household_overrides``: skip, hold a security,
+ignore the tax budget, no harvesting) and its product preferences (``preferred_ranks``):
+data in, a plain Household out, so ``model`` never learns they exist."""
 
 from __future__ import annotations
 
@@ -112,6 +115,7 @@ class Reference:
     cost_rate: np.ndarray
     sector: np.ndarray
     tags: list[frozenset[str]]
+    vehicle: np.ndarray  # object (str or None): etf, mutual_fund, ...
     targets: dict[str, tuple[tuple[str, ...], np.ndarray]]
     model_ranks: dict[str, dict[str, int]]
     menus: dict[str, frozenset[str]]
@@ -154,11 +158,141 @@ def reference(tables: dict[str, pa.Table], default_cost_bps: float) -> Reference
         foreign_tax_fraction=_np(sec, "foreign_tax_fraction"),
         cg_distribution=_np(sec, "cg_distribution"), expected_return=_np(sec, "expected_return"),
         cost_rate=np.asarray(cost_bps, dtype=np.float64) / 10_000.0,
-        sector=_np(sec, "sector"), tags=tags,
+        sector=_np(sec, "sector"), tags=tags, vehicle=_np(sec, "vehicle"),
         targets={m: (tuple(k), np.array(w)) for m, (k, w) in targets.items()},
         model_ranks=ranks,
         menus={m: frozenset(s) for m, s in menus.items()},
     )
+
+
+@dataclass(frozen=True)
+class Notice:
+    """An ``exceptions`` row that costs its household nothing (an expired override)."""
+
+    source_table: str
+    account_id: str | None
+    record_id: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """A household's overrides in force on the run date (docs/data-contract.md, overrides)."""
+
+    applied: tuple[str, ...] = ()  # override ids, in id order
+    skip: str | None = None  # why the household is not traded tonight, naming the overrides
+    holds: tuple[tuple[str | None, str], ...] = ()  # (account_id or None = every, security_id)
+    no_tax_budget: bool = False
+    no_harvest: bool = False
+    expired: tuple[Notice, ...] = ()
+
+
+def household_overrides(rows: dict[str, list], r0: int, r1: int, run_date: np.datetime64
+                        ) -> Overrides:
+    """The overrides of rows [r0, r1) of the shard's ``overrides`` columns: those whose
+    ``expires_on`` is on or after the run date (or null) are applied; earlier ones are
+    ignored, each with a notice. Validation has set aside the households whose rows
+    in force are bad, so every row reaching here reads."""
+    today = run_date.astype("datetime64[D]")
+    applied: list[str] = []
+    skips: list[str] = []
+    holds: list[tuple[str | None, str]] = []
+    flags: set[str] = set()
+    expired: list[Notice] = []
+    for j in range(r0, r1):
+        oid, action, ends = rows["override_id"][j], rows["action"][j], rows["expires_on"][j]
+        who = f"override {oid} ({action}, by {rows['author'][j]}: {rows['reason'][j]})"
+        if ends is not None and np.datetime64(ends, "D") < today:
+            expired.append(Notice(
+                "overrides", rows["account_id"][j], oid, code="override_expired",
+                message=f"{who} expired on {ends}, before the run date {today}: ignored; "
+                        "drop the row or extend expires_on"))
+            continue
+        applied.append(oid)
+        if action == "skip":
+            skips.append(who)
+        elif action == "hold_security":
+            holds.append((rows["account_id"][j], rows["security_id"][j]))
+        else:
+            flags.add(action)
+    return Overrides(
+        applied=tuple(sorted(applied)),
+        skip=("not traded tonight by " + "; ".join(skips)) if skips else None,
+        holds=tuple(holds), no_tax_budget="no_tax_budget" in flags,
+        no_harvest="no_harvest" in flags, expired=tuple(expired))
+
+
+def held_first(restrictions: tuple[Restriction, ...], holds: tuple[tuple[str | None, str], ...],
+               account_ids: tuple[str, ...], security_ids: tuple[str, ...],
+               sector: tuple[str | None, ...], tags: tuple[frozenset[str], ...]
+               ) -> tuple[Restriction, ...]:
+    """The restrictions with each ``hold_security`` override added as a ``no_trade``
+    restriction that outranks ``no_hold``: a person's decision to keep a position beats
+    a standing screen. A ``no_hold`` that reaches a held account x security is replaced
+    by ``no_hold`` restrictions of every other account x security it reaches (the
+    model's own precedence, no_hold over no_trade, is left as it is)."""
+    if not holds:
+        return restrictions
+    n_a = len(account_ids)
+    acct_index = {a: j for j, a in enumerate(account_ids)}
+    held = np.zeros((n_a, len(security_ids)), dtype=bool)
+    for account, security in holds:
+        rows = np.ones(n_a, dtype=bool) if account is None else np.arange(n_a) == acct_index[account]
+        held |= np.outer(rows, np.array([s == security for s in security_ids], dtype=bool))
+    out: list[Restriction] = []
+    for r in restrictions:
+        if r.rule == "no_hold":
+            if r.security is not None:
+                hit = np.array([s == r.security for s in security_ids], dtype=bool)
+            elif r.sector is not None:
+                hit = np.array([s == r.sector for s in sector], dtype=bool)
+            else:
+                hit = np.array([r.tag in t for t in tags], dtype=bool)
+            reach = np.outer(np.ones(n_a, dtype=bool) if r.account < 0
+                             else np.arange(n_a) == r.account, hit)
+            if (reach & held).any():
+                out.extend(Restriction("no_hold", account=int(a), security=security_ids[s])
+                           for a, s in zip(*np.nonzero(reach & ~held)))
+                continue
+        out.append(r)
+    out.extend(Restriction("no_trade", account=-1 if account is None else acct_index[account],
+                           security=security) for account, security in holds)
+    return tuple(out)
+
+
+def preferred_ranks(model_ranks: dict[str, int], preferences: list[tuple[str, str | None,
+                    str | None, int]], ref: Reference) -> dict[str, int]:
+    """A household's ranks: its model's, re-ordered within each class it has
+    ``product_preferences`` for. ``preferences`` holds (asset_class, security_id,
+    vehicle, rank) rows; a vehicle names every security of the model's list for the
+    class that has it. In such a class the preferred securities come first, by the
+    preference's rank and then the model's, and the model's others follow in the
+    model's order, so they stay acceptable equivalents (held, kept, sold only where
+    the small preference cost beats tax and trading cost). Ranks are dense from 1 over
+    (preferred or not, preference rank, model rank); a preferred security the model
+    does not list becomes buyable. Classes without preferences keep the model's ranks."""
+    if not preferences:
+        return model_ranks
+    ranks = dict(model_ranks)
+    klass = {s: ref.asset_class[ref.security_index[s]] for s in model_ranks
+             if s in ref.security_index}
+    by_class: dict[str, dict[str, int]] = {}  # class -> preferred security -> its rank
+    for k, security, vehicle, rank in preferences:
+        chosen = ([security] if security is not None else
+                  [s for s in model_ranks if klass.get(s) == k
+                   and ref.vehicle[ref.security_index[s]] == vehicle])
+        mine = by_class.setdefault(k, {})
+        for s in chosen:
+            mine[s] = min(int(rank), mine.get(s, int(rank)))
+    no_rank = np.iinfo(np.int64).max  # the model does not list it
+    for k, preferred in by_class.items():
+        keys = {s: (0, r, model_ranks.get(s, no_rank)) for s, r in preferred.items()}
+        keys.update({s: (1, 0, r) for s, r in model_ranks.items()
+                     if klass.get(s) == k and s not in preferred})
+        dense = {key: n + 1 for n, key in enumerate(sorted(set(keys.values())))}
+        ranks.update({s: dense[key] for s, key in keys.items()})
+    return ranks
 
 
 # The Household fields that carry input numbers into the model, each of which must be
@@ -166,10 +300,10 @@ def reference(tables: dict[str, pa.Table], default_cost_bps: float) -> Reference
 _FINITE_FIELDS = (
     "st_rate", "lt_rate", "ordinary_rate", "qualified_div_rate", "retirement_rate",
     "ytd_st_gain", "ytd_lt_gain", "loss_carryforward_st", "loss_carryforward_lt",
-    "tax_budget", "turnover_limit", "drift_threshold", "cash", "min_cash", "contribution",
-    "withdrawal", "price", "target", "quantity", "cost_basis", "income_yield",
+    "tax_budget", "turnover_limit", "drift_threshold", "max_position_share", "cash", "min_cash",
+    "contribution", "withdrawal", "price", "target", "quantity", "cost_basis", "income_yield",
     "qualified_fraction", "tax_exempt_fraction", "foreign_tax_fraction", "cg_distribution",
-    "expected_return", "cost_rate", "held_away",
+    "expected_return", "cost_rate", "held_away", "need_amount",
 )
 
 
@@ -191,6 +325,7 @@ class HouseholdInput:
     household: Household | None
     error: str | None  # a data problem found by validation or while assembling
     code: str | None = None  # set when the problem is new here (validation already reported its own)
+    overrides: Overrides = Overrides()  # in force tonight (skip, holds, ...) and expired ones
 
 
 def _opt(v: object) -> float | None:
@@ -228,6 +363,14 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
     t_gain = tx.column("realized_gain").fill_null(np.nan).to_numpy(zero_copy_only=False)
     rs = t["restrictions"]
     r_cols = {c: rs.column(c).to_pylist() for c in rs.column_names}
+    ov, pp = t["overrides"], t["product_preferences"]
+    o_cols = {c: ov.column(c).to_pylist() for c in ov.column_names}
+    p_cols = {c: pp.column(c).to_pylist() for c in pp.column_names}
+    cn = t["cash_needs"]
+    n_cols = {c: cn.column(c).to_pylist() for c in ("household_id", "account_id", "need_id")}
+    n_due = _np(cn, "due_date").astype("datetime64[D]")
+    n_amount = np.asarray(cn.column("amount").fill_null(np.nan).to_numpy(zero_copy_only=False),
+                          dtype=np.float64)
     ha = t["held_away"]
     ha_hh, ha_class, ha_val = _np(ha, "household_id"), _np(ha, "asset_class"), _np(ha, "value")
     ht = t["household_targets"]
@@ -237,10 +380,22 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
     household_glide = glide_targets(t["household_glide_paths"], "household_id", run_date)
     runs = {name: _runs(keys) for name, keys in (
         ("accounts", a_hh), ("lots", l_hh), ("tx", t_hh), ("ha", ha_hh), ("ht", ht_hh),
-        ("rs", np.asarray(r_cols["household_id"], dtype=object)))}
+        ("rs", np.asarray(r_cols["household_id"], dtype=object)),
+        ("ov", np.asarray(o_cols["household_id"], dtype=object)),
+        ("pp", np.asarray(p_cols["household_id"], dtype=object)),
+        ("cn", np.asarray(n_cols["household_id"], dtype=object)))}
     empty = (0, 0)
 
-    def _one(i: int, hid: str) -> Household:
+    def _cash_needs(hid: str, acct_index: dict[str, int]) -> dict[str, object]:
+        """The household's cash_needs rows as Household fields (account -1: the
+        household's choice); an unknown account was set aside by validation."""
+        c0, c1 = runs["cn"].get(hid, empty)
+        return dict(need_ids=tuple(n_cols["need_id"][c0:c1]),
+                    need_account=np.array([-1 if a is None else acct_index[a]
+                                           for a in n_cols["account_id"][c0:c1]], dtype=np.int64),
+                    need_due=n_due[c0:c1], need_amount=n_amount[c0:c1])
+
+    def _one(i: int, hid: str, overrides: Overrides) -> Household:
         """One household from its slices of the shard's arrays."""
         a0, a1 = runs["accounts"].get(hid, empty)
         l0, l1 = runs["lots"].get(hid, empty)
@@ -248,9 +403,12 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
         account_ids = tuple(a_id[a0:a1])
         acct_index = {a: j for j, a in enumerate(account_ids)}
         model_id = cols["model_id"][i]
-        ranks = ref.model_ranks.get(model_id, {})
+        p0, p1 = runs["pp"].get(hid, empty)
+        ranks = preferred_ranks(ref.model_ranks.get(model_id, {}), [
+            (p_cols["asset_class"][j], p_cols["security_id"][j], p_cols["vehicle"][j],
+             p_cols["rank"][j]) for j in range(p0, p1)], ref)
         held = l_sec[l0:l1]
-        universe = sorted(set(held) | set(ranks) | set(t_sec[t0:t1]))
+        universe = sorted(set(held) | set(ranks) | set(t_sec[t0:t1]))  # preferred ones in ranks
         # unknown held securities were caught by validation; unknown transaction
         # securities cannot share a wash group with anything held, so they drop out
         universe = [s for s in universe if s in ref.security_index]
@@ -297,6 +455,8 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
                         security=r_cols["security_id"][j], sector=r_cols["sector"][j],
                         tag=r_cols["tag"][j])
             for j in range(r0, r1))
+        restrictions = held_first(restrictions, overrides.holds, account_ids, tuple(universe),
+                                  tuple(ref.sector[rows]), tuple(ref.tags[r] for r in rows))
         tx_known = np.array([x in sec_index for x in t_sec[t0:t1]], dtype=bool)
         tx_sec = t_sec[t0:t1][tx_known]
         st_rate, lt_rate = cols["st_rate"][i], cols["lt_rate"][i]
@@ -317,10 +477,13 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
             ytd_st_gain=cols["ytd_st_gain"][i], ytd_lt_gain=cols["ytd_lt_gain"][i],
             loss_carryforward_st=_at_least_zero(cols["loss_carryforward_st"][i]),
             loss_carryforward_lt=_at_least_zero(cols["loss_carryforward_lt"][i]),
-            tax_budget=_opt(_at_least_zero(cols["tax_budget"][i])),
+            tax_budget=(None if overrides.no_tax_budget
+                        else _opt(_at_least_zero(cols["tax_budget"][i]))),
             turnover_limit=_opt(cols["turnover_limit"][i]),
             drift_threshold=_opt(cols["drift_threshold"][i]),
-            tlh_enabled=bool(cols["tlh_enabled"][i]), filing_status=cols["filing_status"][i],
+            max_position_share=_opt(cols["max_position_share"][i]),
+            tlh_enabled=bool(cols["tlh_enabled"][i]) and not overrides.no_harvest,
+            filing_status=cols["filing_status"][i],
             min_cash=a_num["min_cash"][a0:a1], max_cash=a_max[a0:a1].astype(np.float64),
             contribution=a_num["contribution"][a0:a1], withdrawal=a_num["withdrawal"][a0:a1],
             tradable=a_tradable[a0:a1].astype(bool), menu=menu,
@@ -338,6 +501,7 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
                                 for s in tx_sec], dtype=np.int64),
             txn_date=t_date[t0:t1][tx_known], txn_buy=t_side[t0:t1][tx_known] == "buy",
             txn_realized_gain=np.asarray(t_gain[t0:t1], dtype=np.float64)[tx_known],
+            **_cash_needs(hid, acct_index),
         )
         bad = non_finite_fields(hh)
         if bad:  # validation should have caught it; a NaN must never reach HiGHS
@@ -345,12 +509,15 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
         return hh
 
     for i, hid in enumerate(cols["household_id"]):
-        if cols["error_message"][i] is not None:
-            yield HouseholdInput(hid, None, cols["error_message"][i])
+        overrides = household_overrides(o_cols, *runs["ov"].get(hid, empty), run_date)
+        if cols["error_message"][i] is not None:  # its expired overrides are still noted
+            yield HouseholdInput(hid, None, cols["error_message"][i],
+                                 overrides=Overrides(expired=overrides.expired))
             continue
         try:
-            yield HouseholdInput(hid, _one(i, hid), None)
+            yield HouseholdInput(hid, _one(i, hid, overrides), None, overrides=overrides)
         except Exception as e:  # noqa: BLE001 - validation missed something: cost this household only
             yield HouseholdInput(hid, None, f"could not assemble the household's records "
                                             f"({type(e).__name__}: {e}); check its rows",
-                                 code="assembly_error")
+                                 code="assembly_error",
+                                 overrides=Overrides(expired=overrides.expired))

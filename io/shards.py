@@ -54,6 +54,21 @@ PER_HOUSEHOLD = {
         FROM in_glide_paths g JOIN shard_map s USING (household_id)
         WHERE g.model_id IS NULL
         ORDER BY household_id, effective_date, asset_class, weight""",
+    # every override, expired or not: the run date decides (io/households.py)
+    "overrides": """
+        SELECT o.*, s.shard FROM in_overrides o JOIN shard_map s USING (household_id)
+        ORDER BY household_id, override_id, action, security_id, account_id, expires_on""",
+    # cash needs, each with its record id (need_id, else household/account/due date, as
+    # validation names it)
+    "cash_needs": """
+        SELECT n.household_id, n.account_id, n.due_date, n.amount,
+               coalesce(n.need_id, n.household_id || '/' || coalesce(n.account_id, 'household')
+                        || '/' || coalesce(n.due_date::VARCHAR, 'null')) AS need_id, s.shard
+        FROM in_cash_needs n JOIN shard_map s USING (household_id)
+        ORDER BY household_id, due_date, account_id, need_id, amount""",
+    "product_preferences": """
+        SELECT p.*, s.shard FROM in_product_preferences p JOIN shard_map s USING (household_id)
+        ORDER BY household_id, asset_class, rank, security_id, vehicle""",
 }
 
 # DuckDB's partitioned COPY does not keep row order inside a partition file, so the

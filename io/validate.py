@@ -20,7 +20,7 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from hearth.io.contract import INPUT_TABLES
+from hearth.io.contract import INPUT_TABLES, OVERRIDE_ACTIONS
 from hearth.io.errors import InputError
 from hearth.model.household import ACCOUNT_TYPES, FILING_STATUSES, RULES
 from hearth.model.tolerances import MONEY_TOL
@@ -59,6 +59,13 @@ _WHO: dict[str, tuple[str, str, str, str]] = {
                     "coalesce(t.household_id, 'null') || '/' || "
                     "coalesce(CAST(t.effective_date AS VARCHAR), 'null') || '/' || "
                     "coalesce(t.asset_class, 'null')"),
+    "overrides": ("", "t.household_id", "t.account_id", "t.override_id"),
+    "cash_needs": ("", "t.household_id", "t.account_id",
+                   "coalesce(t.need_id, t.household_id || '/' || coalesce(t.account_id, "
+                   "'household') || '/' || coalesce(CAST(t.due_date AS VARCHAR), 'null'))"),
+    "product_preferences": ("", "t.household_id", "NULL",
+                            "t.household_id || '/' || coalesce(t.asset_class, 'null') || '/' || "
+                            "coalesce(t.security_id, 'null') || '/' || coalesce(t.vehicle, 'null')"),
 }
 
 
@@ -70,7 +77,8 @@ def _who(table: str, relation: str, columns: set[str] | None = None) -> tuple[st
     for e in (h, a, r):
         if columns is not None:
             for c in ("household_id", "account_id", "lot_id", "security_id", "model_id",
-                      "asset_class", "menu_id", "trade_date"):
+                      "asset_class", "menu_id", "trade_date", "override_id", "vehicle",
+                      "need_id", "due_date"):
                 e = e.replace(f"t.{c}", f"CAST(t.{c} AS VARCHAR)" if c in columns else "NULL")
         exprs.append(f"CAST({e} AS VARCHAR)")
     src = f"FROM {relation} t"
@@ -104,6 +112,8 @@ NUMBER_RULES: list[tuple[str, str, str, str, str]] = [
      "is outside [0, 1]; give a fraction of household value"),
     ("households", "drift_threshold", "invalid_drift_threshold", "{c} >= 0 AND {c} < 1",
      "is outside [0, 1); give a fraction of household value"),
+    ("households", "max_position_share", "invalid_max_position_share", "{c} > 0 AND {c} <= 1",
+     "is outside (0, 1]; give the most of household value one security may be, or null"),
     ("accounts", "cash", "negative_cash", _AT_LEAST_ZERO, "must be a number >= 0"),
     ("accounts", "min_cash", "invalid_cash_bounds", _AT_LEAST_ZERO,
      "must be >= 0 (and <= max_cash)"),
@@ -134,7 +144,12 @@ NUMBER_RULES: list[tuple[str, str, str, str, str]] = [
     ("glide_paths", "weight", "invalid_weight", "{c} BETWEEN 0 AND 1", "must be in [0, 1]"),
     ("model_securities", "rank", "invalid_rank", f"{{c}} BETWEEN 1 AND {MAX_RANK}",
      f"must be an integer in [1, {MAX_RANK}]"),
+    ("product_preferences", "rank", "invalid_rank", f"{{c}} BETWEEN 1 AND {MAX_RANK}",
+     f"must be an integer in [1, {MAX_RANK}]"),
     ("transactions", "quantity", "invalid_transaction", "{c} > 0", "must be > 0"),
+    ("cash_needs", "amount", "invalid_cash_need", "{c} > 0",
+     "must be > 0 (the dollars to pay out); drop a need that is paid"),
+    ("cash_needs", "amount", *_AMOUNT),
     *(("transactions", c, *_AMOUNT) for c in ("quantity", "realized_gain")),
     ("held_away", "value", "invalid_held_away", _AT_LEAST_ZERO, "must be a number >= 0"),
     ("held_away", "value", *_AMOUNT),
@@ -283,6 +298,120 @@ def _glide_path_checks() -> list[tuple[str, str, str]]:
               AND household_id NOT IN (SELECT household_id FROM in_households
                                        WHERE household_id IS NOT NULL)
             GROUP BY household_id"""),
+    ]
+
+
+# An override in force on the run date (expires_on is its last day); without a run date
+# every row is judged. Expired rows are ignored, not judged: the run notes each one
+# (override_expired, io/households.py) without costing its household.
+def _live_overrides(run_date: str | None) -> str:
+    live = f"expires_on IS NULL OR expires_on >= DATE '{run_date}'" if run_date else "TRUE"
+    return f"(SELECT * FROM in_overrides WHERE {live})"
+
+
+_PREF_RECORD = ("p.household_id || '/' || coalesce(p.asset_class, 'null') || '/' || "
+                "coalesce(p.security_id, 'null') || '/' || coalesce(p.vehicle, 'null')")
+
+
+def _override_and_preference_checks(run_date: str | None) -> list[tuple[str, str, str]]:
+    """The checks of ``overrides`` and ``product_preferences``, in the shape of
+    ``_checks``: a bad row costs its household only (one it names that is not in
+    ``households`` belongs to no household)."""
+    live = _live_overrides(run_date)
+    blank = "coalesce(trim({c}), '') = ''"
+    actions = _in_list(OVERRIDE_ACTIONS)
+    return [
+        ("overrides", "missing_id", f"""
+            SELECT household_id, account_id, NULL, 'an override row has no override_id; '
+                   || 'give every override an id (it is echoed in overrides_applied)'
+            FROM {live} WHERE {blank.format(c="override_id")}"""),
+        ("overrides", "duplicate_override_id", f"""
+            SELECT household_id, any_value(account_id), override_id, 'override_id appears ' ||
+                   any_value(n) || ' times; override ids must be unique'
+            FROM (SELECT *, count(*) OVER (PARTITION BY override_id) AS n FROM {live}
+                  WHERE override_id IS NOT NULL)
+            WHERE n > 1 GROUP BY override_id, household_id"""),
+        ("overrides", "invalid_override", f"""
+            SELECT household_id, account_id, override_id, concat_ws('; ',
+                CASE WHEN action IS NULL OR action NOT IN {actions} THEN
+                     'action ' || coalesce('''' || action || '''', 'null') ||
+                     ' is not one of {', '.join(OVERRIDE_ACTIONS)}' END,
+                CASE WHEN action = 'hold_security' AND security_id IS NULL THEN
+                     'hold_security needs the security_id to hold' END,
+                CASE WHEN action IN {actions} AND action <> 'hold_security'
+                          AND (security_id IS NOT NULL OR account_id IS NOT NULL) THEN
+                     'security_id and account_id are for hold_security only: clear them' END,
+                CASE WHEN {blank.format(c="reason")} THEN 'reason is empty' END,
+                CASE WHEN {blank.format(c="author")} THEN 'author is empty' END)
+                || '; an override is a person''s logged decision: fix the row or drop it'
+            FROM {live}
+            WHERE action IS NULL OR action NOT IN {actions}
+               OR (action = 'hold_security' AND security_id IS NULL)
+               OR (action <> 'hold_security' AND (security_id IS NOT NULL
+                                                  OR account_id IS NOT NULL))
+               OR {blank.format(c="reason")} OR {blank.format(c="author")}"""),
+        ("overrides", "unknown_household", f"""
+            SELECT NULL, account_id, override_id, 'household_id ''' ||
+                   coalesce(household_id, 'null') || ''' is not in households; fix the id or '
+                   || 'drop the override'
+            FROM {live} WHERE household_id IS NULL OR household_id NOT IN
+                 (SELECT household_id FROM in_households WHERE household_id IS NOT NULL)"""),
+        ("overrides", "unknown_security", f"""
+            SELECT household_id, account_id, override_id, 'security_id ''' || security_id ||
+                   ''' is not in securities; fix the id'
+            FROM {live} WHERE security_id IS NOT NULL AND security_id NOT IN
+                 (SELECT security_id FROM in_securities WHERE security_id IS NOT NULL)"""),
+        ("overrides", "unknown_account", f"""
+            SELECT o.household_id, o.account_id, o.override_id, 'account ''' || o.account_id ||
+                   ''' is not an account of household ''' || coalesce(o.household_id, 'null') ||
+                   '''; fix the id or clear it (null = every account)'
+            FROM {live} o LEFT JOIN acct_hh a USING (account_id)
+            WHERE o.account_id IS NOT NULL AND (a.household_id IS NULL
+                  OR a.household_id IS DISTINCT FROM o.household_id)"""),
+        ("product_preferences", "invalid_preference", f"""
+            SELECT household_id, NULL, {_PREF_RECORD}, concat_ws('; ',
+                CASE WHEN {blank.format(c="asset_class")} THEN 'asset_class is missing' END,
+                CASE WHEN (security_id IS NULL) = (vehicle IS NULL) THEN
+                     'set exactly one of security_id and vehicle' END)
+                || '; fix the row or drop it'
+            FROM in_product_preferences p
+            WHERE {blank.format(c="asset_class")} OR (security_id IS NULL) = (vehicle IS NULL)"""),
+        ("product_preferences", "duplicate_preference", f"""
+            SELECT household_id, NULL, {_PREF_RECORD}, 'listed ' || count(*) || ' times; keep '
+                   || 'one row per household, class and security (or vehicle)'
+            FROM in_product_preferences p WHERE household_id IS NOT NULL
+            GROUP BY household_id, asset_class, security_id, vehicle HAVING count(*) > 1"""),
+        ("product_preferences", "unknown_household", f"""
+            SELECT NULL, NULL, {_PREF_RECORD}, 'household_id ''' ||
+                   coalesce(household_id, 'null') || ''' is not in households; fix the id or '
+                   || 'drop the preference'
+            FROM in_product_preferences p WHERE household_id IS NULL OR household_id NOT IN
+                 (SELECT household_id FROM in_households WHERE household_id IS NOT NULL)"""),
+        ("product_preferences", "unknown_security", f"""
+            SELECT household_id, NULL, {_PREF_RECORD}, 'security_id ''' || security_id ||
+                   ''' is not in securities; fix the id'
+            FROM in_product_preferences p WHERE security_id IS NOT NULL AND security_id NOT IN
+                 (SELECT security_id FROM in_securities WHERE security_id IS NOT NULL)"""),
+        ("product_preferences", "preference_class_mismatch", f"""
+            SELECT DISTINCT p.household_id, NULL, {_PREF_RECORD}, 'security ' || p.security_id ||
+                   ' is in asset class ' || coalesce(s.asset_class, 'null') || ', not ' ||
+                   p.asset_class || '; a preferred security must be of the class it is '
+                   || 'preferred for'
+            FROM in_product_preferences p JOIN in_securities s USING (security_id)
+            WHERE p.asset_class IS NOT NULL AND s.asset_class IS DISTINCT FROM p.asset_class"""),
+        # a vehicle is looked for among the securities the household's model lists for
+        # the class: none there is an error, never a silent fall-back to the model's order
+        ("product_preferences", "unmatched_preference", f"""
+            SELECT DISTINCT p.household_id, NULL, {_PREF_RECORD}, 'no security that model '
+                   || coalesce(h.model_id, 'null') || ' lists for ' || p.asset_class ||
+                   ' has vehicle ''' || p.vehicle || ''' (securities.vehicle); fix the vehicle, '
+                   || 'name a security_id, or list such a security in model_securities'
+            FROM in_product_preferences p JOIN in_households h USING (household_id)
+            WHERE p.vehicle IS NOT NULL AND p.security_id IS NULL AND p.asset_class IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM in_model_securities ms JOIN in_securities s
+                                  ON s.security_id = ms.security_id
+                              WHERE ms.model_id = h.model_id AND s.asset_class = p.asset_class
+                                AND s.vehicle = p.vehicle)"""),
     ]
 
 
@@ -469,6 +598,56 @@ def _checks(run_date: str | None) -> list[tuple[str, str, str]]:
             FROM in_menus WHERE security_id IS NULL OR security_id NOT IN
                  (SELECT security_id FROM in_securities WHERE security_id IS NOT NULL)"""),
         *_glide_path_checks(),
+        *_override_and_preference_checks(run_date),
+        *_cash_need_checks(),
+    ]
+
+
+# A cash-need record: its need_id, else household_id/account_id (or 'household')/due_date
+_NEED_RECORD = ("coalesce(n.need_id, n.household_id || '/' || coalesce(n.account_id, "
+                "'household') || '/' || coalesce(n.due_date::VARCHAR, 'null'))")
+
+
+def _cash_need_checks() -> list[tuple[str, str, str]]:
+    """The checks of ``cash_needs``, in the shape of ``_checks``: a bad row costs its
+    household (the amount's rules are in NUMBER_RULES). A due date already past is
+    no error: the need counts as due now (docs/data-contract.md, cash_needs)."""
+    return [
+        ("cash_needs", "unknown_household", f"""
+            SELECT NULL, n.account_id, {_NEED_RECORD}, 'household_id ''' ||
+                   coalesce(n.household_id, 'null') || ''' is not in households; fix the id '
+                   || 'or drop the need'
+            FROM in_cash_needs n WHERE n.household_id IS NULL OR n.household_id NOT IN
+                 (SELECT household_id FROM in_households WHERE household_id IS NOT NULL)"""),
+        ("cash_needs", "invalid_cash_need", f"""
+            SELECT n.household_id, n.account_id, {_NEED_RECORD},
+                   'due_date is missing; give the date the cash is paid out'
+            FROM in_cash_needs n WHERE n.due_date IS NULL"""),
+        ("cash_needs", "unknown_account", f"""
+            SELECT n.household_id, n.account_id, {_NEED_RECORD}, 'account_id ''' ||
+                   n.account_id || ''' is not an account of household ''' || n.household_id
+                   || '''; name one of its accounts or leave account_id empty (its tradable '
+                   || 'taxable accounts fund it then)'
+            FROM in_cash_needs n LEFT JOIN acct_hh a USING (account_id)
+            WHERE n.account_id IS NOT NULL AND n.household_id IS NOT NULL
+              AND (a.household_id IS NULL OR a.household_id <> n.household_id)"""),
+        ("cash_needs", "untradable_need_account", f"""
+            SELECT n.household_id, n.account_id, {_NEED_RECORD}, 'account ''' || n.account_id
+                   || ''' is not tradable: nothing can be sold or kept there for the need; '
+                   || 'name a tradable account or leave account_id empty'
+            FROM in_cash_needs n JOIN in_accounts a
+                 ON a.account_id = n.account_id AND a.household_id = n.household_id
+            WHERE NOT coalesce(a.tradable, true)"""),
+        ("cash_needs", "unfunded_cash_need", f"""
+            SELECT n.household_id, NULL, {_NEED_RECORD}, 'household ''' || n.household_id ||
+                   ''' has no tradable taxable account to fund a need without account_id; '
+                   || 'name the account it is paid from'
+            FROM in_cash_needs n
+            WHERE n.account_id IS NULL AND n.household_id IN
+                  (SELECT household_id FROM in_households WHERE household_id IS NOT NULL)
+              AND n.household_id NOT IN (
+                  SELECT household_id FROM in_accounts WHERE household_id IS NOT NULL
+                  AND account_type = 'taxable' AND coalesce(tradable, true))"""),
     ]
 
 
@@ -564,6 +743,10 @@ def validate(con: duckdb.DuckDBPyConnection, run_date: str | None = None) -> Non
                    || ', which has a data problem (' || b.code || '); see exceptions'
             FROM in_households h JOIN in_model_securities ms USING (model_id)
                  JOIN bad_securities b ON b.security_id = ms.security_id
+            UNION ALL
+            SELECT p.household_id, 'prefers security ' || b.security_id || ', which has a data '
+                   || 'problem (' || b.code || '); see exceptions'
+            FROM in_product_preferences p JOIN bad_securities b USING (security_id)
             UNION ALL
             SELECT h.household_id, 'model ' || h.model_id || ' has a data problem (' || b.code
                    || '); see exceptions'

@@ -37,6 +37,7 @@ from hearth.model.household import (
     Household,
 )
 from hearth.model.lp import Layout, LinearProgram, ModelSettings
+from hearth.model.needs import NeedWindows, need_windows
 from hearth.model.tax import long_term, net_capital_gains
 from hearth.model.tolerances import MONEY_TOL
 from hearth.model.wash import GAIN_EPS
@@ -44,6 +45,11 @@ from hearth.model.wash import GAIN_EPS
 ELASTIC_PENALTY = 1_000.0  # dollars of objective per dollar of violated constraint
 TIE_BREAK = 1e-6  # objective dollars per traded dollar, varied by column position
 DRIFT_TIE_BREAK = 1e-3  # relative step of the drift weights from one class to the next
+# Objective dollars per dollar of a concentrated position left above tonight's
+# wind-down allowance: far above any tax or drift price, so only a hard rule (the
+# tax budget, turnover, no_sell) keeps a wind-down from its pace; far below
+# ELASTIC_PENALTY, so a wind-down never breaks a budget that forced cash relaxes.
+WIND_DOWN_PENALTY = 100.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,7 +74,14 @@ class Derived:
     w2_group: np.ndarray  # bool per wash group: recent loss sale, no buys today
     forced_sell: np.ndarray  # bool per lot: no_hold forces the sale
     cash_need: np.ndarray  # dollars per account that must be raised today (tradable)
-    current_by_class: np.ndarray  # dollars per class, lots of every account (cash excluded)
+    needs: NeedWindows  # the cash_needs records in today's windows (hearth.model.needs)
+    current_by_class: np.ndarray  # exposure dollars per class, lots of every account (no cash)
+    exposure_weight: np.ndarray  # per account: what a dollar held there counts for in exposure
+    start_cash: float  # exposure dollars of cash + contribution - withdrawal, all accounts
+    current_by_security: np.ndarray  # exposure dollars per security, every account
+    position_limit: float  # most exposure dollars one security may hold (inf: no limit)
+    limited: np.ndarray  # bool per security: the position limit applies to it
+    concentrated: np.ndarray  # bool per security: above position_limit before trading
     forced_cash: bool  # a withdrawal or cash shortfall must be met, or a no_hold sale made
     target_value: float
     value: float
@@ -126,10 +139,60 @@ def tax_drag(hh: Household, s: ModelSettings | None = None) -> np.ndarray:
     return by_type[hh.account_type]
 
 
-def cash_needs(hh: Household) -> np.ndarray:
-    """Dollars each tradable account must raise today: withdrawal plus min_cash
-    beyond its cash and contribution."""
+def exposure_weight(hh: Household, s: ModelSettings) -> np.ndarray:
+    """Per account, what one dollar held there counts for when exposure, drift and
+    concentration are measured: 1, or with ``exposure_basis = "after_tax"``
+    (1 - retirement_rate) in a traditional account, whose withdrawals are taxed as
+    ordinary income (Roth, HSA and education dollars are already after tax, and a
+    taxable account's unrealized gains are left to the tax terms)."""
+    w = np.ones(hh.n_accounts)
+    if s.exposure_basis == "after_tax":
+        w[hh.account_type == TRADITIONAL] = 1.0 - hh.retirement_rate
+    return w
+
+
+def position_limit(hh: Household, s: ModelSettings, target_value: float) -> float:
+    """The most exposure dollars one security may hold: max_position_share (the
+    household's, else the run's) of the dollars targets apply to; inf at 1 or more.
+    It applies to the securities ``concentration_scope`` names (``Derived.limited``):
+    by default those the household's model does not list (single stocks, legacy
+    holdings), since the model's own funds are its diversified building blocks."""
+    share = hh.max_position_share if hh.max_position_share is not None else s.max_position_share
+    return share * max(target_value, 0.0) if share < 1.0 else np.inf
+
+
+def positions_after(hh: Household, d: Derived, sell: np.ndarray, buy_account: np.ndarray,
+                    buy_security: np.ndarray, buy_quantity: np.ndarray) -> np.ndarray:
+    """Exposure dollars per security after a proposal (shares sold per lot, buy lines)."""
+    w = d.exposure_weight
+    held = (hh.quantity - sell) * d.lot_price * w[hh.lot_account]
+    out = np.bincount(hh.lot_security, weights=held, minlength=hh.n_securities).astype(np.float64)
+    out += np.bincount(buy_security, weights=buy_quantity * hh.price[buy_security]
+                       * w[buy_account], minlength=hh.n_securities)
+    return out
+
+
+def concentration_shift(hh: Household, d: Derived, sell: np.ndarray, buy_account: np.ndarray,
+                        buy_security: np.ndarray, buy_quantity: np.ndarray) -> bool:
+    """Whether a proposal trades a position above the concentration limit, or leaves
+    one above it: the review reason ``concentration`` (a person sees every step of
+    a wind-down)."""
+    if not np.isfinite(d.position_limit):
+        return False
+    after = positions_after(hh, d, sell, buy_account, buy_security, buy_quantity)
+    traded = bool((d.concentrated[hh.lot_security] & (sell > 0)).any())
+    return traded or bool((after[d.limited] > d.position_limit + MONEY_TOL).any())
+
+
+def cash_needs(hh: Household, needs: NeedWindows | None = None) -> np.ndarray:
+    """Dollars each tradable account must raise today: withdrawal, min_cash and the
+    cash needs it names that are due within the lead window, beyond its cash and
+    contribution. A household-level need's shortfall is owed by every account that
+    may fund it (the model chooses which sells)."""
     need = hh.withdrawal + hh.min_cash - hh.cash - hh.contribution
+    if needs is not None:
+        need = need + needs.lead_account
+        need = np.where(needs.funds_pool, np.maximum(need, needs.pool_short), need)
     return np.where(hh.tradable & (need > MONEY_TOL), need, 0.0)
 
 
@@ -144,16 +207,29 @@ def derive(hh: Household, s: ModelSettings) -> Derived:
     tradable = hh.tradable
     buyable = (tradable[:, None] & hh.menu & (hh.rank > 0)[None, :] & ~no_buy)
     forced = no_hold[hh.lot_account, hh.lot_security] & tradable[hh.lot_account]
-    need = cash_needs(hh)
+    needs = need_windows(hh, s.cash_need_lead_days, s.cash_reserve_days)
+    need = cash_needs(hh, needs)
     # W1 gives way where cash needs force the sale: such a loss sale is made, washed,
     # and reported with its disallowed loss (hearth.model.wash).
     would_wash = wash.w1_blocked_lots(hh, gain, s.wash_sale_days, s.dust_shares)
     w1 = would_wash & ~(forced | (need[hh.lot_account] > 0))
     w1_groups = np.zeros(len(hh.wash_groups), dtype=bool)
     w1_groups[hh.wash_group[hh.lot_security[w1]]] = True
-    current = np.bincount(hh.asset_class[hh.lot_security], weights=hh.quantity * lot_price,
+    w = exposure_weight(hh, s)
+    held = hh.quantity * lot_price * w[hh.lot_account]
+    current = np.bincount(hh.asset_class[hh.lot_security], weights=held,
                           minlength=len(hh.classes)).astype(np.float64)  # float even with no lots
-    value = float(current.sum() + hh.cash.sum())  # Household.value(), from what is at hand
+    by_security = np.bincount(hh.lot_security, weights=held,
+                              minlength=hh.n_securities).astype(np.float64)
+    # Household.value(), from what is at hand (pre-tax whatever the exposure basis)
+    value = float((hh.quantity * lot_price).sum() + hh.cash.sum()
+                  if s.exposure_basis == "after_tax" else current.sum() + hh.cash.sum())
+    # the dollars targets apply to, on the exposure basis
+    target_value = float(current.sum() + (w * hh.cash).sum()) + float(
+        (w * hh.contribution).sum() - (w * hh.withdrawal).sum() + hh.held_away.sum())
+    limit = position_limit(hh, s, target_value)
+    limited = np.isfinite(limit) & ((hh.rank == 0) if s.concentration_scope == "unlisted"
+                                    else np.ones(hh.n_securities, dtype=bool))
     band = hh.drift_threshold if hh.drift_threshold is not None else s.drift_threshold
     forced_cash = bool((need > 0).any() or (forced & (hh.quantity > 0)).any())
     partial = Derived(
@@ -163,10 +239,11 @@ def derive(hh: Household, s: ModelSettings) -> Derived:
         no_buy=no_buy, no_sell=no_sell, no_hold=no_hold, tau=tax_drag(hh, s), buyable=buyable,
         w1_blocked=w1, w1_washable=would_wash & ~w1, w1_groups=w1_groups,
         w2_group=wash.recent_loss_groups(hh, s.wash_sale_days), forced_sell=forced,
-        cash_need=need, current_by_class=current, forced_cash=forced_cash,
-        target_value=value + float(hh.contribution.sum() - hh.withdrawal.sum()
-                                   + hh.held_away.sum()),
-        value=value, band=float(band),
+        cash_need=need, needs=needs, current_by_class=current, forced_cash=forced_cash,
+        exposure_weight=w, start_cash=float((w * (hh.cash + hh.contribution - hh.withdrawal)).sum()),
+        current_by_security=by_security, position_limit=limit, limited=limited,
+        concentrated=limited & (by_security > limit + MONEY_TOL),
+        target_value=target_value, value=value, band=float(band),
     )
     return dataclasses.replace(partial, tax_coef=tax_on_realized(hh, partial, s))
 
@@ -271,6 +348,23 @@ def drift_cost(hh: Household, d: Derived, s: ModelSettings, lay: Layout) -> np.n
     return base * (1.0 + DRIFT_TIE_BREAK * k)
 
 
+def concentration_cost(hh: Household, d: Derived, s: ModelSettings, lay: Layout) -> np.ndarray:
+    """Per concentrated security, its two excess columns: ``concentration_weight``
+    per exposure dollar above the position limit, plus WIND_DOWN_PENALTY on what
+    stays above tonight's wind-down allowance (so the position falls by at least
+    ``concentration_wind_down`` of its excess tonight unless a hard rule, the tax
+    budget above all, stops it; the rest waits for the next nights)."""
+    n = len(lay.concentrated)
+    return np.tile([s.concentration_weight, s.concentration_weight + WIND_DOWN_PENALTY], n)
+
+
+def idle_concentration_cost(d: Derived, s: ModelSettings) -> float:
+    """What ``concentration_cost`` charges for trading nothing: every excess dollar
+    at the weight, and the part tonight's wind-down asks for at the penalty too."""
+    excess = float(np.maximum(d.current_by_security - d.position_limit, 0.0)[d.concentrated].sum())
+    return (s.concentration_weight + s.concentration_wind_down * WIND_DOWN_PENALTY) * excess
+
+
 def tie_break(hh: Household, d: Derived, lay: Layout) -> np.ndarray:
     """Break ties deterministically (two lots with the same gain per share, two alike
     accounts that could swap what they buy): a cost far below a cent per trade that
@@ -301,6 +395,12 @@ def rule_w1(hh: Household, d: Derived, lots: np.ndarray) -> np.ndarray:
 def rule_no_hold(hh: Household, d: Derived, lots: np.ndarray) -> np.ndarray:
     """no_hold: these lots must be sold whole (even at a tax cost, even inside W1)."""
     return d.forced_sell[lots]
+
+
+def rule_no_buy_concentrated(hh: Household, d: Derived, buy_security: np.ndarray) -> np.ndarray:
+    """Concentration: a security above the position limit is not bought (in any
+    account); below it, ``rows_concentration`` caps buys at the limit."""
+    return d.concentrated[buy_security]
 
 
 def rule_no_buy_groups(hh: Household, d: Derived, lots: np.ndarray) -> np.ndarray:
@@ -344,7 +444,8 @@ def columns(hh: Household, d: Derived, s: ModelSettings) -> Columns:
     sell_lot, sell_mult, whole = sell_columns(hh, s, d)
     buy_account, buy_security = np.nonzero(d.buyable)
     lay = Layout(sell_lot=sell_lot, sell_mult=sell_mult, buy_account=buy_account,
-                 buy_security=buy_security, n_accounts=n_a, n_classes=n_k, rows={})
+                 buy_security=buy_security, n_accounts=n_a, n_classes=n_k, rows={},
+                 concentrated=np.flatnonzero(d.concentrated))
     lots = sell_lot
 
     # sells: shares of lot l (times mult)
@@ -366,12 +467,13 @@ def columns(hh: Household, d: Derived, s: ModelSettings) -> Columns:
     buy_upper = np.maximum(account_money[buy_account], 0.0) / p_b
     no_buy_group = rule_no_buy_groups(hh, d, lots)
     buy_upper = np.where(no_buy_group[hh.wash_group[buy_security]], 0.0, buy_upper)
+    buy_upper = np.where(rule_no_buy_concentrated(hh, d, buy_security), 0.0, buy_upper)
     if s.whole_shares:
         buy_upper = np.floor(buy_upper + 1e-9)
 
     # final cash; untradable accounts only need to stay non-negative
     cash_lower = np.where(hh.tradable, hh.min_cash, 0.0)
-    cash_upper = np.where(hh.tradable, hh.max_cash, np.inf)
+    cash_upper = np.where(hh.tradable, hh.max_cash + d.needs.cap_raise, np.inf)
 
     # drift parts per class: over-in, over-out, under-in, under-out
     in_cap = d.band * max(d.target_value, 0.0)
@@ -380,10 +482,19 @@ def columns(hh: Household, d: Derived, s: ModelSettings) -> Columns:
     trade = (realized_tax_cost(hh, d, s, lay) + trading_cost(hh, d, s, lay)
              + preference_cost(hh, d, s, lay) + tie_break(hh, d, lay))
     loc = location_cost(hh, d, s, lay)
-    rest = np.zeros(n_a + 4 * n_k)
-    cost = np.concatenate([trade + loc, np.zeros(n_a), drift_cost(hh, d, s, lay)])
-    lower = np.concatenate([sell_lower, np.zeros(len(buy_account)), cash_lower, np.zeros(4 * n_k)])
-    upper = np.concatenate([sell_upper, buy_upper, cash_upper, drift_upper])
+    # concentration excess per concentrated security: within tonight's wind-down
+    # allowance (1 - f) x excess, and beyond it
+    excess = d.current_by_security[lay.concentrated] - d.position_limit
+    allowance = (1.0 - s.concentration_wind_down) * excess
+    conc_upper = np.column_stack([allowance, np.full(len(excess), np.inf)]).ravel()
+
+    n_c = 2 * len(lay.concentrated)
+    rest = np.zeros(n_a + 4 * n_k + n_c)
+    cost = np.concatenate([trade + loc, np.zeros(n_a), drift_cost(hh, d, s, lay),
+                           concentration_cost(hh, d, s, lay)])
+    lower = np.concatenate([sell_lower, np.zeros(len(buy_account)), cash_lower, np.zeros(4 * n_k),
+                            np.zeros(n_c)])
+    upper = np.concatenate([sell_upper, buy_upper, cash_upper, drift_upper, conc_upper])
     integer = np.zeros(len(cost), dtype=bool)
     if s.whole_shares:
         integer[: len(lots)] = whole
@@ -428,15 +539,31 @@ def rows_cash_balance(hh: Household, d: Derived, lay: Layout) -> RowBlock:
     )
 
 
+def target_dollars(hh: Household, d: Derived) -> np.ndarray:
+    """Exposure dollars each class aims at: the target weights of V less the cash held
+    for cash needs, plus that cash in the cash class (hearth.model.needs): the reserve
+    is not idle cash for drift to invest, and the rest is held at its weights."""
+    if not d.needs.any:
+        return hh.target * d.target_value
+    w = d.exposure_weight
+    reserved = float((w * d.needs.own_reserved).sum()
+                     + d.needs.pool_reserved)  # (funding accounts are taxable: weight 1)
+    out = hh.target * max(d.target_value - reserved, 0.0)
+    out[hh.cash_class] += reserved
+    return out
+
+
 def rows_exposure(hh: Household, d: Derived, lay: Layout) -> RowBlock:
-    """Per asset class: post-trade value + held-away - target * V = over - under."""
+    """Per asset class: post-trade value + held-away - target * V = over - under,
+    every account's dollars at its exposure weight (``exposure_weight``)."""
     lots, sell_cols, dollars = _sell_parts(hh, d, lay)
     n_k, n_a = lay.n_classes, lay.n_accounts
     k_cash = hh.cash_class
     buy_cols = lay.buy0 + np.arange(len(lay.buy_account))
     drift_rows = np.repeat(np.arange(n_k), 4)
     drift_vals = np.array([-1.0, -1.0, 1.0, 1.0] * n_k)
-    rhs = hh.target * d.target_value - d.current_by_class - hh.held_away
+    w = d.exposure_weight
+    rhs = target_dollars(hh, d) - d.current_by_class - hh.held_away
     return RowBlock(
         family="exposure", lower=rhs, upper=rhs.copy(),
         row=np.concatenate([hh.asset_class[hh.lot_security[lots]],
@@ -444,8 +571,60 @@ def rows_exposure(hh: Household, d: Derived, lay: Layout) -> RowBlock:
                             np.full(n_a, k_cash), drift_rows]),
         col=np.concatenate([sell_cols, buy_cols, lay.cash0 + np.arange(n_a),
                             lay.drift0 + np.arange(4 * n_k)]),
-        val=np.concatenate([-dollars, hh.price[lay.buy_security], np.ones(n_a), drift_vals]),
+        val=np.concatenate([-dollars * w[hh.lot_account[lots]],
+                            hh.price[lay.buy_security] * w[lay.buy_account], w, drift_vals]),
     )
+
+
+def rows_concentration(hh: Household, d: Derived, lay: Layout) -> RowBlock | None:
+    """Per security above the position limit: post-trade exposure - excess <= limit
+    (the excess columns priced by ``concentration_cost``); per other security that
+    may be bought: post-trade exposure <= limit, so a buy never takes a position
+    above it (met by buying nothing). Exposure dollars as in ``rows_exposure``."""
+    if not np.isfinite(d.position_limit):
+        return None
+    bought = np.zeros(hh.n_securities, dtype=bool)
+    bought[lay.buy_security] = True
+    secs = np.flatnonzero(d.concentrated | (bought & d.limited))
+    if len(secs) == 0:
+        return None
+    row_of = np.full(hh.n_securities, -1, dtype=np.int64)
+    row_of[secs] = np.arange(len(secs))
+    lots, sell_cols, dollars = _sell_parts(hh, d, lay)
+    w = d.exposure_weight
+    s_l = hh.lot_security[lots]
+    sell = row_of[s_l] >= 0
+    buy = np.flatnonzero(row_of[lay.buy_security] >= 0)
+    n_c = len(lay.concentrated)
+    room = d.position_limit - d.current_by_security[secs]  # (a position within MONEY_TOL of
+    return RowBlock(                                        # the limit is at it, not above)
+        family="concentration", lower=np.full(len(secs), -np.inf),
+        upper=np.where(d.concentrated[secs], room, np.maximum(room, 0.0)),
+        row=np.concatenate([row_of[s_l[sell]], row_of[lay.buy_security[buy]],
+                            np.repeat(row_of[lay.concentrated], 2)]),
+        col=np.concatenate([sell_cols[sell], lay.buy0 + buy, lay.n_base + np.arange(2 * n_c)]),
+        val=np.concatenate([-dollars[sell] * w[hh.lot_account[lots[sell]]],
+                            hh.price[lay.buy_security[buy]] * w[lay.buy_account[buy]],
+                            -np.ones(2 * n_c)]),
+    )
+
+
+def rows_cash_needs(hh: Household, d: Derived, lay: Layout) -> RowBlock | None:
+    """Cash needs (hearth.model.needs): per account that names a need, final cash >=
+    min_cash + what it keeps for its needs; for household-level needs, the final cash
+    of the tradable taxable accounts together >= their own floors + what they keep
+    for those needs (the model picks the account: lowest tax cost)."""
+    n = d.needs
+    own = np.flatnonzero(n.own_reserved > 0)
+    pool = np.flatnonzero(n.funds_pool) if n.pool_reserved > 0 else np.zeros(0, dtype=np.int64)
+    if len(own) == 0 and n.pool_reserved <= 0:
+        return None
+    k = len(own)
+    lower = np.concatenate([n.floor[own], [n.pool_floor] if n.pool_reserved > 0 else []])
+    return RowBlock(family="cash_needs", lower=lower, upper=np.full(len(lower), np.inf),
+                    row=np.concatenate([np.arange(k), np.full(len(pool), k)]).astype(np.int64),
+                    col=lay.cash0 + np.concatenate([own, pool]).astype(np.int64),
+                    val=np.ones(k + len(pool)))
 
 
 def rows_tax_budget(hh: Household, d: Derived, lay: Layout) -> RowBlock | None:
@@ -495,7 +674,8 @@ def rows_whole_lot(hh: Household, d: Derived, lay: Layout) -> RowBlock | None:
                     val=np.concatenate([np.floor(hh.quantity[lots] + 1e-9), -np.ones(n)]))
 
 
-ROW_FAMILIES = (rows_cash_balance, rows_exposure, rows_tax_budget, rows_turnover, rows_whole_lot)
+ROW_FAMILIES = (rows_cash_balance, rows_exposure, rows_tax_budget, rows_turnover, rows_whole_lot,
+                rows_concentration, rows_cash_needs)
 
 
 # -- elastic slacks, for explaining infeasibility ------------------------------------------

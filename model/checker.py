@@ -65,6 +65,35 @@ partly. The budget is relaxed by that sale's netted tax (its own wash sales
 applied; never below zero) and turnover by half its sale value; the violation
 message names both parts.
 
+Cash needs
+----------
+A ``cash_needs`` record is due in D = due date - run date days (a past date: 0). With
+L = ``cash_need_lead_days`` and R = ``cash_reserve_days``:
+
+* **Due within L days** (``cash_need``): an account's needs must be in its cash after
+  the proposal, on top of min_cash; household-level needs (no account) must be in
+  the cash of the household's tradable taxable accounts together, on top of each of
+  those accounts' own floor (min_cash and its own needs). The violation names the
+  needs, the account(s) and the shortfall.
+* **Due within R days** (``cash_reserve``): the cash there before trading (cash +
+  contribution - withdrawal, above the floor) is kept up to those needs: it may not
+  be invested.
+* Those accounts may hold that cash above max_cash (a household-level need's in any
+  of its funding accounts), and an account that must raise a need due within L days
+  may make a washed loss sale, as for a withdrawal; the budgets' relief (below)
+  counts those needs as cash to raise.
+
+Concentration
+-------------
+With a position limit (``households.max_position_share``, else the configured one;
+1 is none), no buy leaves a limited security (one the household's model does not
+list, rank 0, or every security with scope ``all``) above limit x V: V is the
+household's holdings and cash + contributions - withdrawals + held-away, and a
+security's position its shares in every account after the proposal times price,
+with a traditional account's dollars at (1 - retirement_rate) when the exposure
+basis is ``after_tax``. A position left above the limit without buying is no
+violation (it is wound down over nights).
+
 Broker-ready quantities
 -----------------------
 Every sell and buy quantity is a multiple of ``share_increment`` (to 1e-6 of an
@@ -79,7 +108,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hearth.model.household import TAXABLE, Household
+from hearth.model.household import TAXABLE, TRADITIONAL, Household
 from hearth.model.tax import gains_by_term, long_term, sold_gain, tax_due
 from hearth.model.tolerances import (
     DEFAULT_DUST_SHARES,
@@ -116,6 +145,11 @@ class CheckRules:
     whole_shares: bool = False
     dust_shares: float = DEFAULT_DUST_SHARES  # a no_hold position below this is gone
     share_increment: float = DEFAULT_SHARE_INCREMENT  # the broker's smallest share step
+    cash_need_lead_days: int = 5  # cash needs due within this many days must be in cash
+    cash_reserve_days: int = 90  # ... within this many, the cash held for them is kept
+    max_position_share: float = 1.0  # concentration limit (the household's column wins)
+    concentration_scope: str = "unlisted"  # "unlisted" (by the model) or "all"
+    exposure_basis: str = "pre_tax"  # "after_tax": traditional dollars at 1 - retirement_rate
 
 
 @dataclass(frozen=True)
@@ -283,26 +317,89 @@ def _tax_due(hh: Household, run_st: float, run_lt: float) -> float:
                    filing_status=hh.filing_status)
 
 
-def cash_needs(hh: Household) -> np.ndarray:
-    """Dollars each tradable account must raise by selling: max(0, withdrawal + min_cash -
-    cash - contribution); zero for untradable accounts."""
-    need = hh.withdrawal + hh.min_cash - hh.cash - hh.contribution
+@dataclass(frozen=True)
+class _Needs:
+    """The household's cash needs per the rules of "Cash needs", dollars."""
+
+    due: np.ndarray  # bool per need: due within the lead window
+    kept: np.ndarray  # bool per need: due within the reserve horizon (lead included)
+    account_due: np.ndarray  # per account: its own needs due within the lead window
+    account_keep: np.ndarray  # per account: cash it must hold for its own needs
+    funding: np.ndarray  # bool per account: tradable taxable (funds household-level needs)
+    pool_due: float  # household-level needs due within the lead window
+    pool_keep: float  # cash the funding accounts must hold together for them
+
+    def floor(self, hh: Household) -> np.ndarray:
+        return hh.min_cash + self.account_keep
+
+    def above_cap(self) -> np.ndarray:
+        """Per account, how far its cash may exceed max_cash."""
+        return self.account_keep + np.where(self.funding, self.pool_keep, 0.0)
+
+
+def _needs(hh: Household, lead_days: int = 5, reserve_days: int = 90) -> _Needs:
+    n_a = hh.n_accounts
+    amount = np.asarray(hh.need_amount, dtype=np.float64)
+    account = np.asarray(hh.need_account, dtype=np.int64)
+    days = np.maximum((np.asarray(hh.need_due, dtype="datetime64[D]")
+                       - np.asarray(hh.run_date, dtype="datetime64[D]")).astype(np.int64), 0)
+    due = days <= lead_days
+    kept = days <= max(lead_days, reserve_days)
+    named = account >= 0
+    account_due = np.zeros(n_a)
+    np.add.at(account_due, account[named & due], amount[named & due])
+    account_kept = np.zeros(n_a)
+    np.add.at(account_kept, account[named & kept], amount[named & kept])
+    before = hh.cash + hh.contribution - hh.withdrawal
+    keep = np.zeros(n_a)
+    for a in _where(account_kept > 0):
+        keep[a] = max(account_due[a], min(max(before[a] - hh.min_cash[a], 0.0), account_kept[a]))
+    funding = (hh.account_type == TAXABLE) & hh.tradable
+    pool_due = float(amount[~named & due].sum())
+    pool_kept = float(amount[~named & kept].sum())
+    pool_keep = 0.0
+    if pool_kept > 0:
+        spare = float(np.maximum(before - hh.min_cash - keep, 0.0)[funding].sum())
+        pool_keep = max(pool_due, min(spare, pool_kept))
+    return _Needs(due, kept, account_due, keep, funding, pool_due, pool_keep)
+
+
+def cash_needs(hh: Household, lead_days: int = 5) -> np.ndarray:
+    """Dollars each tradable account must raise by selling: max(0, withdrawal + min_cash +
+    its cash needs due within ``lead_days`` - cash - contribution); zero for untradable
+    accounts. Household-level needs are ``least_tax_raise``'s to place."""
+    needs = _needs(hh, lead_days, lead_days)
+    need = hh.withdrawal + hh.min_cash + needs.account_due - hh.cash - hh.contribution
     return np.where(hh.tradable & (need > MONEY_TOL), need, 0.0)
 
 
+def _pool_short(hh: Household, lead_days: int) -> float:
+    """Dollars the funding accounts must raise together for household-level needs due
+    within ``lead_days``, beyond the cash they hold above their own floors."""
+    needs = _needs(hh, lead_days, lead_days)
+    if needs.pool_due <= 0:
+        return 0.0
+    before = hh.cash + hh.contribution - hh.withdrawal
+    spare = float(np.maximum(before - needs.floor(hh), 0.0)[needs.funding].sum())
+    return max(needs.pool_due - spare, 0.0)
+
+
 def least_tax_raise(hh: Household, restricted: _Restricted | None = None,
-                    is_long: np.ndarray | None = None) -> np.ndarray:
+                    is_long: np.ndarray | None = None, lead_days: int = 5) -> np.ndarray:
     """Shares per lot of the least-tax sale that meets the household's cash needs: no_hold
     lots whole, then per account its sellable lots by marginal tax per dollar of net
-    proceeds (losses first), the last one partly."""
+    proceeds (losses first), the last one partly; then household-level needs due within
+    ``lead_days`` from the funding accounts' remaining lots, in the same order."""
     restricted = _restricted(hh) if restricted is None else restricted
     q = hh.quantity
     cells = (hh.lot_account, hh.lot_security)
     sellable = hh.tradable[hh.lot_account] & ~restricted.no_sell[cells] & (q > 0)
     net = hh.price[hh.lot_security] * (1 - hh.cost_rate[hh.lot_security])
     x = np.where(sellable & restricted.no_hold[cells], q, 0.0)
-    short = cash_needs(hh) - np.bincount(hh.lot_account, weights=x * net, minlength=hh.n_accounts)
-    if not (short > MONEY_TOL).any():
+    short = cash_needs(hh, lead_days) - np.bincount(hh.lot_account, weights=x * net,
+                                                     minlength=hh.n_accounts)
+    pool = _pool_short(hh, lead_days)
+    if not (short > MONEY_TOL).any() and pool <= MONEY_TOL:
         return x
     taxable = hh.account_type[hh.lot_account] == TAXABLE
     is_long = long_term(hh.acquired, hh.run_date) if is_long is None else is_long
@@ -318,12 +415,21 @@ def least_tax_raise(hh: Household, restricted: _Restricted | None = None,
             left -= x[l] * net[l]
             if left <= 0:
                 break
+    funding = _needs(hh, lead_days, lead_days).funding
+    for l in order:  # household-level needs: whichever funding account sells cheapest
+        if pool <= MONEY_TOL:
+            break
+        if not funding[hh.lot_account[l]] or not sellable[l] or net[l] <= 0 or x[l] >= q[l]:
+            continue
+        more = min(q[l] - x[l], pool / net[l])
+        x[l] += more
+        pool -= more * net[l]
     return x
 
 
 def _relief(hh: Household, restricted: _Restricted, wash_sale_days: int,
-            is_long: np.ndarray) -> _Relief:
-    x = least_tax_raise(hh, restricted, is_long)
+            is_long: np.ndarray, lead_days: int = 5) -> _Relief:
+    x = least_tax_raise(hh, restricted, is_long, lead_days)
     if not (x > 0).any():
         return _Relief(0.0, 0.0, "")
     none = np.zeros(0, dtype=np.int64)
@@ -333,10 +439,14 @@ def _relief(hh: Household, restricted: _Restricted, wash_sale_days: int,
     gain = np.where(taxable, sold_gain(x, hh.quantity, hh.cost_basis, price_l), 0.0)
     tax = max(0.0, _tax_due(hh, *gains_by_term(gain, is_long, ws.disallowed)))
     parts = []
-    need = cash_needs(hh)
+    need = cash_needs(hh, lead_days)
+    named = _needs(hh, lead_days, lead_days).account_due
     for a in _where(need > 0):
         acct = hh.account_ids[a]
-        if hh.withdrawal[a] > 0 and abs(need[a] - hh.withdrawal[a]) <= MONEY_TOL:
+        if named[a] > 0:
+            parts.append(f"raising ${need[a]:,.2f} in account {acct} for its "
+                         f"${named[a]:,.2f} of cash needs due")
+        elif hh.withdrawal[a] > 0 and abs(need[a] - hh.withdrawal[a]) <= MONEY_TOL:
             parts.append(f"raising the ${need[a]:,.2f} withdrawal from account {acct}")
         elif hh.withdrawal[a] > 0:
             parts.append(f"raising ${need[a]:,.2f} in account {acct} for its "
@@ -344,10 +454,74 @@ def _relief(hh: Household, restricted: _Restricted, wash_sale_days: int,
         else:
             parts.append(f"raising ${need[a]:,.2f} in account {acct} to reach its min cash "
                          f"${hh.min_cash[a]:,.2f}")
+    pool = _pool_short(hh, lead_days)
+    if pool > MONEY_TOL:
+        parts.append(f"raising ${pool:,.2f} for household-level cash needs due")
     no_hold = restricted.no_hold[hh.lot_account, hh.lot_security] & (x > 0)
     if no_hold.any():
         parts.append("selling the no_hold lots " + ", ".join(hh.lot_ids[l] for l in _where(no_hold)))
     return _Relief(tax, float((x * price_l).sum()) / 2, " and ".join(parts))
+
+
+def _need_names(hh: Household, which: np.ndarray) -> str:
+    """The needs selected by ``which``: id, amount and due date each."""
+    ids = hh.need_ids
+    return ", ".join(f"{ids[i] if i < len(ids) else f'need {i}'} (${hh.need_amount[i]:,.2f} due "
+                     f"{hh.need_due[i]})" for i in _where(which))
+
+
+def _need_record(hh: Household, which: np.ndarray) -> str:
+    ids = hh.need_ids
+    return ", ".join(ids[i] if i < len(ids) else f"need {i}" for i in _where(which))
+
+
+def _need_violations(hh: Household, needs: _Needs, cash: np.ndarray,
+                     rules: CheckRules) -> list[Violation]:
+    """Cash needs due within the lead window not in cash after the proposal
+    (``cash_need``), and cash held for needs within the reserve horizon invested
+    (``cash_reserve``); per account that names needs, and for household-level needs
+    over the funding accounts together."""
+    v: list[Violation] = []
+    account = np.asarray(hh.need_account, dtype=np.int64)
+    lead, reserve = rules.cash_need_lead_days, rules.cash_reserve_days
+    for a in _where(needs.account_keep > 0):
+        acct = hh.account_ids[a]
+        have = float(cash[a] - hh.min_cash[a])  # cash after trading above min_cash
+        if have < needs.account_due[a] - MONEY_TOL:
+            which = (account == a) & needs.due
+            v.append(Violation(
+                "cash_need", _need_record(hh, which),
+                f"cash needs due within {lead} days from account {acct} are not funded: "
+                f"{_need_names(hh, which)}; cash after trading ${cash[a]:,.2f} is "
+                f"${have:,.2f} above min_cash ${hh.min_cash[a]:,.2f}, short by "
+                f"${needs.account_due[a] - have:,.2f}"))
+        elif have < needs.account_keep[a] - MONEY_TOL:
+            which = (account == a) & needs.kept
+            v.append(Violation(
+                "cash_reserve", _need_record(hh, which),
+                f"invests ${needs.account_keep[a] - have:,.2f} of the "
+                f"${needs.account_keep[a]:,.2f} account {acct} holds for cash needs due within "
+                f"{reserve} days ({_need_names(hh, which)}); that cash must stay cash"))
+    if needs.pool_keep > 0:
+        funding = needs.funding
+        names = ", ".join(hh.account_ids[a] for a in _where(funding)) or "none"
+        have = float((cash - needs.floor(hh))[funding].sum())
+        if have < needs.pool_due - MONEY_TOL:
+            which = (account < 0) & needs.due
+            v.append(Violation(
+                "cash_need", _need_record(hh, which),
+                f"household-level cash needs due within {lead} days are not funded: "
+                f"{_need_names(hh, which)}; the tradable taxable accounts ({names}) hold "
+                f"${have:,.2f} above their floors after trading, short by "
+                f"${needs.pool_due - have:,.2f}"))
+        elif have < needs.pool_keep - MONEY_TOL:
+            which = (account < 0) & needs.kept
+            v.append(Violation(
+                "cash_reserve", _need_record(hh, which),
+                f"invests ${needs.pool_keep - have:,.2f} of the ${needs.pool_keep:,.2f} the "
+                f"tradable taxable accounts ({names}) hold for household-level cash needs due "
+                f"within {reserve} days ({_need_names(hh, which)}); that cash must stay cash"))
+    return v
 
 
 # -- the check ------------------------------------------------------------------------------------
@@ -359,6 +533,34 @@ def _multiple_of(x: np.ndarray, step: float) -> np.ndarray:
 def _exact_integer(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     return np.isfinite(x) & (x == np.trunc(x))
+
+
+def concentration_violations(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
+                             buy_security: np.ndarray, buy_quantity: np.ndarray,
+                             rules: CheckRules) -> list[Violation]:
+    """No buy takes a limited security above the position limit (module docstring)."""
+    share = hh.max_position_share if hh.max_position_share is not None else rules.max_position_share
+    if share >= 1.0 or len(buy_quantity) == 0:
+        return []
+    w = np.ones(hh.n_accounts)
+    if rules.exposure_basis == "after_tax":
+        w = np.where(hh.account_type == TRADITIONAL, 1.0 - hh.retirement_rate, 1.0)
+    held = hh.quantity * hh.price[hh.lot_security] * w[hh.lot_account]
+    limit = share * max(float(held.sum() + (w * (hh.cash + hh.contribution - hh.withdrawal)).sum()
+                              + hh.held_away.sum()), 0.0)
+    after = np.zeros(hh.n_securities)
+    np.add.at(after, hh.lot_security, (hh.quantity - sell) * hh.price[hh.lot_security]
+              * w[hh.lot_account])
+    np.add.at(after, buy_security, buy_quantity * hh.price[buy_security] * w[buy_account])
+    limited = (hh.rank == 0) if rules.concentration_scope == "unlisted" else np.ones(
+        hh.n_securities, dtype=bool)
+    v = []
+    for s in np.unique(buy_security[buy_quantity > 0]):
+        if limited[s] and after[s] > limit + MONEY_TOL:
+            v.append(Violation("concentration", hh.security_ids[s],
+                               f"bought to ${after[s]:,.2f}, above the position limit "
+                               f"{share:.2%} of ${limit / share:,.2f} = ${limit:,.2f}"))
+    return v
 
 
 def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
@@ -412,9 +614,13 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
         rule = "withdrawal_funded" if hh.withdrawal[a] > 0 else "min_cash"
         v.append(Violation(rule, hh.account_ids[a], f"cash after trading {cash[a]:,.2f} is below "
                            f"{floor[a]:,.2f}"))
-    for a in _where(hh.tradable & (cash > hh.max_cash + MONEY_TOL)):
+    needs = _needs(hh, rules.cash_need_lead_days, rules.cash_reserve_days)
+    v.extend(_need_violations(hh, needs, cash, rules))
+    above = needs.above_cap()
+    for a in _where(hh.tradable & (cash > hh.max_cash + above + MONEY_TOL)):
+        kept = f" + ${above[a]:,.2f} held for cash needs" if above[a] > 0 else ""
         v.append(Violation("max_cash", hh.account_ids[a], f"cash after trading {cash[a]:,.2f} "
-                           f"exceeds max_cash {hh.max_cash[a]:,.2f}"))
+                           f"exceeds max_cash {hh.max_cash[a]:,.2f}{kept}"))
 
     # -- restrictions, menus, model ---------------------------------------------------------
     position = np.zeros((hh.n_accounts, hh.n_securities))
@@ -445,7 +651,9 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
     ws = wash_sales(hh, sell, buy_account, buy_security, buy_quantity, rules.wash_sale_days)
     group_of_lot = hh.wash_group[hh.lot_security]
     raises_cash = hh.tradable & ((hh.withdrawal > 0)
-                                 | (hh.cash + hh.contribution < hh.min_cash - MONEY_TOL))
+                                 | (hh.cash + hh.contribution < hh.min_cash - MONEY_TOL)
+                                 | (needs.account_due > 0)
+                                 | (needs.funding & (needs.pool_due > 0)))
     forced = restricted.no_hold[lot_cell] | raises_cash[hh.lot_account]
     for l in _where((ws.disallowed > MONEY_TOL) & ~forced):
         v.append(Violation("wash_sale_w1", hh.lot_ids[l],
@@ -485,7 +693,7 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
 
     # -- budgets ----------------------------------------------------------------------------
     is_long = long_term(hh.acquired, hh.run_date)
-    relief = (_relief(hh, restricted, rules.wash_sale_days, is_long)
+    relief = (_relief(hh, restricted, rules.wash_sale_days, is_long, rules.cash_need_lead_days)
               if hh.tax_budget is not None or hh.turnover_limit is not None
               else _Relief(0.0, 0.0, ""))
     if hh.tax_budget is not None:
@@ -543,4 +751,5 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
         for j in _where(~_exact_integer(buy_quantity)):
             v.append(Violation("whole_shares", buy_record(j),
                                f"buys {buy_quantity[j]!r} shares: not an exact integer"))
+    v.extend(concentration_violations(hh, sell, buy_account, buy_security, buy_quantity, rules))
     return v

@@ -4,7 +4,7 @@ contract tables; tests build them by hand. Nothing here decides anything."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -110,6 +110,14 @@ class Household:
     txn_account: np.ndarray | None = None
     txn_security: np.ndarray | None = None
     txn_quantity: np.ndarray | None = None
+    # cash needs (contract 2.1, optional): one record per need, dollars due on a date from
+    # an account (index into accounts) or, -1, from whichever account the model chooses
+    need_ids: tuple[str, ...] = ()
+    need_account: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    need_due: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="datetime64[D]"))
+    need_amount: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # most of the household's value one security may be (None: the run's default)
+    max_position_share: float | None = None
 
     # -- derived figures every consumer agrees on -------------------------------------
     @property
@@ -190,6 +198,9 @@ def make_household(
         txn_group=np.zeros(0, dtype=np.int64), txn_date=np.zeros(0, dtype="datetime64[D]"),
         txn_buy=np.zeros(0, dtype=bool), txn_realized_gain=np.zeros(0),
         txn_account=None, txn_security=None, txn_quantity=None,
+        need_ids=(), need_account=np.zeros(0, dtype=np.int64),
+        need_due=np.zeros(0, dtype="datetime64[D]"), need_amount=np.zeros(0),
+        max_position_share=None,
     )
     unknown = set(optional) - set(defaults)
     if unknown:
@@ -201,6 +212,10 @@ def make_household(
         given = defaults[name]
         defaults[name] = (np.full(n_t, fill, dtype=dtype) if given is None
                           else np.asarray(given, dtype=dtype))
+    defaults["need_ids"] = tuple(defaults["need_ids"])
+    defaults["need_account"] = np.asarray(defaults["need_account"], dtype=np.int64)
+    defaults["need_due"] = np.asarray(defaults["need_due"], dtype="datetime64[D]")
+    defaults["need_amount"] = np.asarray(defaults["need_amount"], dtype=np.float64)
     return Household(
         household_id=household_id,
         run_date=np.datetime64(str(run_date), "D"),

@@ -43,6 +43,13 @@ class ModelSettings:
     dust_shares: float = 1e-3  # a position below this many shares counts as none
     share_increment: float = 1e-6  # order quantities are multiples of this (broker-ready)
     warm_check_share: float = 0.02  # warm-started households re-solved cold to compare
+    cash_need_lead_days: int = 5  # cash needs due within this many days are raised today
+    cash_reserve_days: int = 90  # ... within this many, the cash held for them is kept
+    exposure_basis: str = "pre_tax"  # "after_tax": traditional dollars count at (1 - retirement_rate)
+    max_position_share: float = 1.0  # most of household value one security may be (1: no limit)
+    concentration_weight: float = 0.1  # objective dollars per dollar of a position above the limit
+    concentration_wind_down: float = 0.25  # share of tonight's excess that must go tonight
+    concentration_scope: str = "unlisted"  # securities limited: "unlisted" (by the model) or "all"
 
     @property
     def discount(self) -> float:
@@ -67,7 +74,8 @@ class Layout:
     """Which column is which. Columns come in this order: sells (one per lot in a
     tradable account, plus whole-lot columns under whole shares), buys (account x
     security), final cash per account, drift (over-in, over-out, under-in,
-    under-out per class), then elastic slacks when asked for."""
+    under-out per class), concentration excess (two per concentrated security),
+    then elastic slacks when asked for."""
 
     sell_lot: np.ndarray  # lot index of each sell column
     sell_mult: np.ndarray  # shares per unit of each sell column
@@ -77,6 +85,9 @@ class Layout:
     n_classes: int
     rows: dict[str, tuple[int, int]]  # family -> [start, stop)
     elastic: dict[str, np.ndarray] = field(default_factory=dict)  # family -> slack columns
+    # securities over the concentration limit, each with two excess columns from
+    # ``n_base`` on: within tonight's wind-down allowance, and beyond it
+    concentrated: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def n_sell(self) -> int:
@@ -97,6 +108,10 @@ class Layout:
     @property
     def n_base(self) -> int:
         return self.drift0 + 4 * self.n_classes
+
+    def concentration_cols(self, part: int) -> np.ndarray:
+        """part: 0 excess within tonight's wind-down allowance, 1 beyond it."""
+        return self.n_base + 2 * np.arange(len(self.concentrated)) + part
 
     def drift_cols(self, part: int) -> np.ndarray:
         """part: 0 over-in, 1 over-out, 2 under-in, 3 under-out."""

@@ -15,7 +15,8 @@ class ReviewThresholds:
 def review_reasons(*, status: str, turnover: float, tax_due: float, largest_order: float,
                    value: float, restricted_traded: bool, t: ReviewThresholds,
                    budget_overrun: bool = False, solver_limit: bool = False,
-                   min_trade_fallback: bool = False, wash_sale: bool = False) -> list[str]:
+                   min_trade_fallback: bool = False, wash_sale: bool = False,
+                   concentration: bool = False) -> list[str]:
     """Reasons to route a household to a human; empty means it may auto-execute."""
     why = []
     if status not in ("traded", "no_trade"):
@@ -36,4 +37,6 @@ def review_reasons(*, status: str, turnover: float, tax_due: float, largest_orde
         why.append("min_trade_fallback")
     if wash_sale:  # a cash need forced a loss sale that replacement shares wash
         why.append("wash_sale")
+    if concentration:  # a position above the concentration limit is traded or still held
+        why.append("concentration")
     return why

@@ -35,7 +35,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hearth.model import wash
-from hearth.model.build import DRIFT_TIE_BREAK, Derived, build, derive
+from hearth.model.build import (
+    DRIFT_TIE_BREAK,
+    Derived,
+    build,
+    derive,
+    idle_concentration_cost,
+    target_dollars,
+)
 from hearth.model.highs import Solver, SolverError, SolveResult, SolveStatus
 from hearth.model.household import TAXABLE, Household
 from hearth.model.lp import LinearProgram, ModelSettings
@@ -117,6 +124,9 @@ def blocking_conflicts(hh: Household, d: Derived) -> str | None:
         return (f"account {hh.account_ids[a]} is not tradable and its cash ${have:,.2f} is below "
                 f"its min_cash ${hh.min_cash[a]:,.2f}: short by ${hh.min_cash[a] - have:,.2f}; "
                 f"make the account tradable, lower min_cash or add cash")
+    unfunded = unfundable_needs(hh, d)
+    if unfunded:
+        return unfunded
     held = hh.quantity > 0
     must_sell = d.no_hold[hh.lot_account, hh.lot_security] & held
     stuck = must_sell & ~d.lot_tradable
@@ -134,12 +144,32 @@ def blocking_conflicts(hh: Household, d: Derived) -> str | None:
     return None
 
 
+def unfundable_needs(hh: Household, d: Derived) -> str | None:
+    """Cash needs due within the lead window that no trade can fund: named from an
+    account nothing may be traded in and whose cash falls short, or household-level
+    with no tradable taxable account to fund them."""
+    n = d.needs
+    avail = hh.cash + hh.contribution - hh.withdrawal
+    stuck = ~hh.tradable & (n.lead_account > 0) & (avail < n.floor - MONEY_TOL)
+    if stuck.any():
+        a = int(np.flatnonzero(stuck)[0])
+        return (f"cash need(s) of ${n.lead_account[a]:,.2f} due within the lead window from "
+                f"account {hh.account_ids[a]} cannot be met: the account is not tradable and "
+                f"its cash ${avail[a]:,.2f} (min_cash ${hh.min_cash[a]:,.2f}) falls short by "
+                f"${n.floor[a] - avail[a]:,.2f}; make it tradable or name another account")
+    if n.lead_pool > 0 and not n.funds_pool.any():
+        return (f"household-level cash need(s) of ${n.lead_pool:,.2f} due within the lead "
+                f"window have no tradable taxable account to fund them; name the account "
+                f"(account_id) in cash_needs")
+    return None
+
+
 def drift_by_class(hh: Household, d: Derived, holdings_by_class: np.ndarray,
                    cash: float) -> np.ndarray:
     """Exposure minus target, dollars per class."""
     exposure = holdings_by_class + hh.held_away
     exposure[hh.cash_class] += cash
-    return exposure - hh.target * d.target_value
+    return exposure - target_dollars(hh, d)
 
 
 def material_cash_flow(hh: Household, d: Derived, s: ModelSettings) -> bool:
@@ -149,23 +179,26 @@ def material_cash_flow(hh: Household, d: Derived, s: ModelSettings) -> bool:
     the minimum order then invests a little more than the excess."""
     tr = hh.tradable
     size = max(s.min_trade_value, MONEY_TOL)
-    outside = np.maximum(hh.cash + hh.contribution - hh.max_cash, 0.0)
+    outside = np.maximum(hh.cash + hh.contribution - hh.max_cash - d.needs.cap_raise, 0.0)
     return bool(((hh.contribution >= size) & tr).any() or (hh.withdrawal > 0).any()
                 or (d.cash_need > 0).any() or (outside[tr] > MONEY_TOL).any())
 
 
 def must_trade(hh: Household, d: Derived, s: ModelSettings) -> list[str]:
     """Reasons that oblige a trade whatever it is worth: out-of-band drift, a
-    material cash flow, a no_hold position."""
+    material cash flow, a no_hold position, a position above the concentration
+    limit that can be sold."""
     why: list[str] = []
-    dev = drift_by_class(hh, d, d.current_by_class,
-                         float((hh.cash + hh.contribution - hh.withdrawal).sum()))
+    dev = drift_by_class(hh, d, d.current_by_class, d.start_cash)
     if (np.abs(dev) > d.band * d.target_value + MONEY_TOL).any():
         why.append("drift")
     if material_cash_flow(hh, d, s):
         why.append("cash_flow")
     if (d.no_hold[hh.lot_account, hh.lot_security] & (hh.quantity > s.dust_shares)).any():
         why.append("no_hold")
+    if (d.concentrated[hh.lot_security] & d.lot_tradable
+            & ~d.no_sell[hh.lot_account, hh.lot_security]).any():
+        why.append("concentration")
     return why
 
 
@@ -178,8 +211,7 @@ def benefit_bounds(hh: Household, d: Derived, s: ModelSettings) -> dict[str, flo
     """Upper bounds, in objective dollars, on what trading could gain: removing all
     in-band drift, harvesting every eligible loss, and moving every holding to the
     account where its class has the least drag."""
-    dev = drift_by_class(hh, d, d.current_by_class,
-                         float((hh.cash + hh.contribution - hh.withdrawal).sum()))
+    dev = drift_by_class(hh, d, d.current_by_class, d.start_cash)
     drift = float(np.abs(dev).sum() * s.drift_weight_in)
     sellable = d.lot_tradable & ~d.no_sell[hh.lot_account, hh.lot_security]
     # (W1-blocked lots count: clearing their group's recent lots may free them)
@@ -743,6 +775,7 @@ def explain_infeasible(hh: Household, d: Derived, s: ModelSettings, solver: Solv
     np.add.at(sellable, hh.lot_account[lots],
               lp.upper[: lay.n_sell] * lay.sell_mult * d.lot_price[lots]
               * (1 - hh.cost_rate[hh.lot_security[lots]]))
+    needs, pool_short = d.needs, 0.0
     for a in np.flatnonzero(short > MONEY_TOL):
         acct = hh.account_ids[a]
         avail = hh.cash[a] + hh.contribution[a]
@@ -750,6 +783,15 @@ def explain_infeasible(hh: Household, d: Derived, s: ModelSettings, solver: Solv
             msgs.append(
                 f"account {acct} is not tradable and its cash ${avail:,.2f} cannot cover the "
                 f"withdrawal of ${hh.withdrawal[a]:,.2f}; make it tradable or move the withdrawal")
+        elif needs.lead_account[a] > 0:
+            msgs.append(
+                f"cash needs of ${needs.lead_account[a]:,.2f} due within "
+                f"{s.cash_need_lead_days} days from account {acct} cannot be raised: cash "
+                f"${avail:,.2f} - withdrawal ${hh.withdrawal[a]:,.2f} + sellable value "
+                f"${sellable[a]:,.2f} (after no_sell restrictions, wash-sale blocks and trading "
+                f"costs) - min_cash ${hh.min_cash[a]:,.2f}; short by ${short[a]:,.2f}")
+        elif needs.funds_pool[a] and needs.lead_pool > 0:
+            pool_short += float(short[a])
         elif hh.withdrawal[a] > 0:
             msgs.append(
                 f"withdrawal of ${hh.withdrawal[a]:,.2f} from account {acct} exceeds what can be "
@@ -760,6 +802,13 @@ def explain_infeasible(hh: Household, d: Derived, s: ModelSettings, solver: Solv
             msgs.append(
                 f"min_cash ${hh.min_cash[a]:,.2f} of account {acct} cannot be met: cash "
                 f"${avail:,.2f} + sellable value ${sellable[a]:,.2f}; short by ${short[a]:,.2f}")
+    if pool_short > MONEY_TOL:
+        funding = ", ".join(hh.account_ids[a] for a in np.flatnonzero(needs.funds_pool))
+        msgs.append(
+            f"household-level cash needs of ${needs.lead_pool:,.2f} due within "
+            f"{s.cash_need_lead_days} days cannot be raised from the household's tradable "
+            f"taxable accounts ({funding}): short by ${pool_short:,.2f}; name another account "
+            f"in cash_needs or move the due date")
     for a in np.flatnonzero(excess > MONEY_TOL):
         msgs.append(
             f"cash of account {hh.account_ids[a]} stays ${excess[a]:,.2f} above max_cash "
@@ -975,14 +1024,15 @@ def settle_tax_budget(run: _Run, hh: Household, d: Derived, s: ModelSettings,
 
 
 def do_nothing_cost(hh: Household, d: Derived, s: ModelSettings) -> float:
-    """The objective of trading nothing: its drift, in and out of band."""
-    dev = drift_by_class(hh, d, d.current_by_class,
-                         float((hh.cash + hh.contribution - hh.withdrawal).sum()))
+    """The objective of trading nothing: its drift, in and out of band, and its
+    positions above the concentration limit (``idle_concentration_cost``)."""
+    dev = drift_by_class(hh, d, d.current_by_class, d.start_cash)
     cap = d.band * max(d.target_value, 0.0)
     inside = np.minimum(np.abs(dev), cap)
     step = 1.0 + DRIFT_TIE_BREAK * np.arange(len(dev))  # as drift_cost prices each class
     return float(s.drift_weight_in * (step * inside).sum()
-                 + s.drift_weight_out * (step * (np.abs(dev) - inside)).sum())
+                 + s.drift_weight_out * (step * (np.abs(dev) - inside)).sum()
+                 + idle_concentration_cost(d, s))
 
 
 def proposal_cost(lp: LinearProgram, x: np.ndarray) -> float:

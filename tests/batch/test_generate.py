@@ -42,7 +42,7 @@ def test_the_same_seed_writes_the_same_bytes(book, tmp_path):
     again = str(tmp_path / "again")
     generate(again, N, seed=4, bad_fraction=0.0)
     assert _digests(again) == _digests(book)
-    assert len(_digests(book)) == 11  # every input table of the contract
+    assert len(_digests(book)) == 15  # every input table the realistic profile fills
     other = str(tmp_path / "other")
     generate(other, N, seed=5, bad_fraction=0.0)
     assert _digests(other)["lots.parquet"] != _digests(book)["lots.parquet"]
@@ -170,3 +170,37 @@ def test_bad_arguments_are_refused(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         generate(str(tmp_path / "x"), args.pop("households"), **args)
     assert not os.path.exists(tmp_path / "x")
+
+
+def test_a_few_households_glide_from_their_models_weights(tmp_path):
+    """About 4% of households have a glide path of their own: their model's weights on
+    the as-of date (tonight's target is the model's), 15 points of equity moved to
+    us_bond ten years on; the book still validates clean."""
+    import numpy as np
+
+    from hearth.batch.generate import MODELS
+    from hearth.io.households import glide_targets
+
+    path = str(tmp_path / "book")
+    generate(path, 500, seed=9, bad_fraction=0.0)
+    paths = pq.read_table(os.path.join(path, "glide_paths.parquet"))
+    households = pq.read_table(os.path.join(path, "households.parquet")).to_pydict()
+    model_of = dict(zip(households["household_id"], households["model_id"]))
+    owners = set(paths.column("household_id").to_pylist())
+    assert 10 <= len(owners) <= 35, len(owners)  # 4% of 500 is 20
+    assert paths.column("model_id").null_count == paths.num_rows
+    equity = ("us_equity", "intl_equity", "em_equity", "reit")
+    for years, moved in ((0, 0.0), (5, 0.075), (10, 0.15)):
+        day = np.datetime64(DEFAULT_AS_OF, "D") + np.timedelta64(365 * years, "D")
+        for hid, (classes, w) in glide_targets(paths, "household_id", day).items():
+            model = MODELS[model_of[hid]]
+            got = dict(zip(classes, w))
+            assert sum(got.values()) == pytest.approx(1.0)
+            eq_model = sum(v for k, v in model.items() if k in equity)
+            eq_now = sum(v for k, v in got.items() if k in equity)
+            assert eq_now == pytest.approx(eq_model - min(moved, eq_model * years / 10), abs=1e-6)
+            if years == 0:
+                assert got == pytest.approx({k: v for k, v in model.items()}, abs=1e-6)
+    con = open_book(path)
+    validate(con, DEFAULT_AS_OF)
+    assert con.execute("SELECT count(*) FROM exceptions_found").fetchone() == (0,)
