@@ -21,10 +21,12 @@ duplicated, untouched household changed, bad household not set aside or not
 named, a problem validation did not catch, hang: a run over ``HANG`` seconds ends
 the process with a traceback) with the corruptions that gave it.
 
-Disk full: OUTPUT on a small tmpfs left a random amount of free space (from none to
-a little more than a whole run writes): a run completes with an uninterrupted run's
-rows, or exits 5 with the nights before intact, and completes once the space is
-back (``tests/io/test_full_disk.py``'s checks; needs root to mount the tmpfs).
+Disk full: OUTPUT on a small tmpfs left a random amount of free space (a fresh run:
+from none to twice what a whole run writes; every other trial starts with every
+shard finished and gets up to a little more than the commit writes): a run
+completes with an uninterrupted run's rows, or exits 5 with the nights before
+intact, and completes once the space is back (``tests/io/test_full_disk.py``'s
+checks; needs root to mount the tmpfs).
 
 The last line is one JSON object of counts.
 """
@@ -143,8 +145,9 @@ def soak_fuzz(examples: int, max_corruptions: int, work: str, verbose: bool) -> 
 
 
 def soak_disk_full(trials: int, seed: int, work: str, verbose: bool) -> dict:
-    """OUTPUT on a small tmpfs left a random number of free pages, anywhere from none to
-    a little more than the whole run writes (preparing, the shards, the commit): the
+    """OUTPUT on a small tmpfs left a random number of free pages: a fresh run from
+    none to twice what the whole run writes (preparing, the shards), or a run whose
+    shards are all finished from none to a little more than its commit writes: the
     run exits 0 with an uninterrupted run's rows, or exits 5 leaving the nights before
     as they were, and the same command completes once the space is given back. The
     checks are ``tests/io/test_full_disk.py``'s."""
@@ -160,18 +163,33 @@ def soak_disk_full(trials: int, seed: int, work: str, verbose: bool) -> dict:
         print(f"\ndisk full: skipped, no tmpfs can be mounted here ({e}); needs root")
         return {"trials": 0, "skipped": str(e)}
     env = fd.Env(os.path.join(work, "disk-env"), mountpoint)
-    total = (env.prep_pages + env.shard_pages) * fd.PAGE + env.before_journal \
-        + 2 * env.manifest_bytes
+    # what a whole run leaves on the disk (its staging is gone by then) and what the
+    # measured parts add up to: every other trial is a fresh run given free space up to
+    # twice the larger (running out while preparing, among the shards, or not at all);
+    # the others start where every shard is finished and get up to a little more than
+    # the commit writes (running out at its journal, among its moves, at its manifest)
+    with env.disk:
+        shutil.copytree(env.base, env.out)
+        before = env.disk.used()
+        done = fd.hearth(*env.command())
+        assert done.returncode == 0, fd.failure(done)
+        left = env.disk.used() - before
+    total = max(left, (env.prep_pages + env.shard_pages) * fd.PAGE + env.before_journal
+                + 2 * env.manifest_bytes)
     rng = random.Random(seed)
     tally = {"trials": 0, "completed_first_time": 0, "exit_5": 0, "other_exit": 0,
              "partial_states_seen": 0, "reruns_failed": 0, "rows_differ": 0}
     failures: list[str] = []
     for i in range(trials):
-        free = fd.PAGE * rng.randrange(0, int(1.1 * total) // fd.PAGE + 1)
+        if i % 2:  # a fresh run: anywhere, room enough included
+            start, free = env.base, fd.PAGE * rng.randrange(0, 2 * total // fd.PAGE + 1)
+        else:  # every shard finished (a run killed there): somewhere in the commit, or past it
+            commit = env.before_journal + 2 * env.manifest_bytes
+            start, free = env.staged, fd.PAGE * rng.randrange(0, commit // fd.PAGE + 8)
         tally["trials"] += 1
         step = "?"
         with env.disk:
-            shutil.copytree(env.base, env.out)
+            shutil.copytree(start, env.out)
             env.disk.leave_free(min(free, fd._free(env.out) - fd.PAGE))
             done = fd.hearth(*env.command())
             step, finished = fd.where(env.out)
@@ -203,7 +221,8 @@ def soak_disk_full(trials: int, seed: int, work: str, verbose: bool) -> dict:
                 failures.append(f"trial {i} ({free} bytes free, stopped at {step}): "
                                 f"{str(e).splitlines()[0][:300]}")
         if verbose:
-            print(f"[disk {i:4d}] {free:>10,d} bytes free: exit {done.returncode} at "
+            print(f"[disk {i:4d}] {'fresh' if i % 2 else 'commit':6s} {free:>10,d} bytes free: "
+                  f"exit {done.returncode} at "
                   f"{step} ({finished} shards)", flush=True)
     print(f"\ndisk full: {trials} trials on a {fd.DISK >> 20} MiB tmpfs, "
           f"{total:,d} bytes written by a whole run")

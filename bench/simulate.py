@@ -4,6 +4,9 @@ per-account rebalancer on the same markets: the judge of hearth's decisions.
     python bench/simulate.py --households 150 --years 5 --paths flat,bear,bull --seed 1 \\
         [--workers 1] [--jobs 2] [--config run.toml] [--out DIR] [--dividends reinvest|cash]
     python bench/simulate.py --quick        # 20 households, 1 year, a smoke run
+    python bench/simulate.py --cash-need 500000 --cash-need-days 60   # one household's
+        # $500k need known at month 6, due 60 days later: hearth (cash_needs) vs the naive
+        # selling on the day; tax and funding of that household in the report
 
 Each month (run on the 15th) and each market path, for hearth: the book state
 (households with year-to-date gains and carryforwards from the simulator's own
@@ -58,6 +61,7 @@ from sim_book import (  # noqa: E402
     EQUITY,
     PATHS,
     RISKY,
+    TAXABLE,
     Book,
     build_book,
     dividend_dates,
@@ -126,8 +130,10 @@ def write_static(book: Book, folder: str) -> None:
 
 
 def write_book(book: Book, ledger: Ledger, folder: str, today: int, prices: np.ndarray,
-               contribution: np.ndarray, withdrawal: np.ndarray, static: str) -> None:
-    """The ledger's state on ``today`` as an input book (tables the contract names)."""
+               contribution: np.ndarray, withdrawal: np.ndarray, static: str,
+               needs: list[tuple[str, int, float]] | None = None) -> None:
+    """The ledger's state on ``today`` as an input book (tables the contract names);
+    ``needs`` are household-level cash needs (household id, due day, amount)."""
     os.makedirs(folder, exist_ok=True)
     for name in ("targets", "model_securities"):
         dst = os.path.join(folder, f"{name}.parquet")
@@ -171,6 +177,13 @@ def write_book(book: Book, ledger: Ledger, folder: str, today: int, prices: np.n
         "side": [t[3] for t in tx], "quantity": pa.array([t[4] for t in tx], pa.float64()),
         "realized_gain": pa.array([None if t[3] == "buy" else round(t[5], 2) for t in tx], pa.float64()),
     })
+    if needs:
+        write("cash_needs", {
+            "need_id": [f"need-{h}" for h, _, _ in needs], "household_id": [h for h, _, _ in needs],
+            "account_id": pa.array([None] * len(needs), pa.string()),
+            "due_date": _date_array(np.array([d for _, d, _ in needs], dtype=np.int64)),
+            "amount": [float(a) for _, _, a in needs],
+        })
 
 
 def _committed(out: str, table: str, run_date: str) -> pa.Table:
@@ -220,6 +233,40 @@ def read_proposals(book: Book, ledger: Ledger, out: str, run_date: str, acct_ind
     return Proposals(sorted(sells), sorted(buys), status, messages, washes, unknown, by_reason)
 
 
+# -- a large cash need ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NeedPlan:
+    """One household's large cash need: known at run ``month``, due ``days`` later. hearth
+    gets it as a ``cash_needs`` row every month until it is due (with its lead window
+    widened to a month, since the simulator runs monthly); the naive sells for it on the
+    day, as a withdrawal in its last run before the due date. Both pay it out of the
+    taxable account after that run."""
+
+    amount: float
+    days: int
+    month: int = 6
+
+
+def need_household(book: Book, ledger: Ledger, prices: np.ndarray, amount: float) -> tuple[int, int]:
+    """(household, taxable account) of the largest taxable account, which must hold at
+    least 1.2x the amount."""
+    values = np.where(book.acct_type == TAXABLE, ledger.account_values(prices), -np.inf)
+    a = int(np.argmax(values))
+    if values[a] < 1.2 * amount:
+        raise SystemExit(f"--cash-need {amount:,.0f}: the largest taxable account holds "
+                         f"${values[a]:,.0f}; use more households or a smaller amount")
+    return int(book.acct_hh[a]), a
+
+
+def _need_result(led: Ledger, h: int, year: int, before: tuple[float, float], short: float,
+                 book: Book) -> dict:
+    yt = led.year(year)
+    st, lt = float(yt.st[h]) - before[0], float(yt.lt[h]) - before[1]
+    return {"funded_on_time": short <= 0.01, "short": round(short, 2),
+            "realized_st_gain": round(st, 2), "realized_lt_gain": round(lt, 2),
+            "tax_at_rates": round(st * float(book.st_rate[h]) + lt * float(book.lt_rate[h]), 2)}
+
+
 # -- one market path -------------------------------------------------------------------------
 def _cap_withdrawal(ledger: Ledger, wanted: np.ndarray, prices: np.ndarray) -> np.ndarray:
     """A scheduled withdrawal never exceeds 95% of what the account holds."""
@@ -231,9 +278,11 @@ def _cap_withdrawal(ledger: Ledger, wanted: np.ndarray, prices: np.ndarray) -> n
 
 def simulate_path(book: Book, path: str, years: int, seed: int, config: RunConfig, workers: int,
                   out: str, reinvest: bool, band: float, keep_books: bool, *,
-                  months: int | None = None, state: dict | None = None, log=sys.stderr) -> dict:
+                  months: int | None = None, state: dict | None = None, log=sys.stderr,
+                  need: NeedPlan | None = None) -> dict:
     """Simulate one market path for hearth and the naive; return its figures. ``months``
-    cuts the run short (tests); ``state`` receives the two ledgers at the end."""
+    cuts the run short (tests); ``state`` receives the two ledgers at the end; ``need``
+    adds one household's large cash need (``result["cash_need"]``)."""
     t0 = time.perf_counter()
     months = 12 * years if months is None else min(months, 12 * years)
     run_prices, div_prices = market_prices(book, path, years, seed)
@@ -254,6 +303,18 @@ def simulate_path(book: Book, path: str, years: int, seed: int, config: RunConfi
     hearth_washes = 0
     run_seconds = 0.0
     reason_turnover: dict[str, np.ndarray] = {}  # sum over months of notional / 2 / value
+    need_at: tuple[int, int] | None = None
+    need_result: dict = {}
+    if need is not None:
+        need_at = need_household(book, ledgers["hearth"], run_prices[0], need.amount)
+        known = day(dates[need.month])
+        due = known + need.days
+        pay_month = max(m for m in range(months) if day(dates[m]) <= due)
+        need_year = int(str(dates[pay_month])[:4])
+        need_before: dict[str, tuple[float, float]] = {}
+        # the simulator runs monthly: the need must be in cash by the last run before it
+        config = config.model_copy(update={"cash_need_lead_days":
+                                           max(config.cash_need_lead_days, 31)})
     for m in range(months):
         today = day(dates[m])
         run_date = str(dates[m])
@@ -262,6 +323,11 @@ def simulate_path(book: Book, path: str, years: int, seed: int, config: RunConfi
             for ledger in ledgers.values():
                 ledger.settle_year(int(run_date[:4]) - 1)
                 ledger.settle_cash(after_run=False)
+        need_now = need_at is not None and need.month <= m <= pay_month
+        if need_now and m == need.month:
+            for k, led in ledgers.items():
+                yt = led.year(need_year)
+                need_before[k] = (float(yt.st[need_at[0]]), float(yt.lt[need_at[0]]))
         # -- hearth ------------------------------------------------------------------------
         ledger = ledgers["hearth"]
         withdrawal = _cap_withdrawal(ledger, book.withdrawal + ledger.pending_withdrawal, prices)
@@ -269,7 +335,9 @@ def simulate_path(book: Book, path: str, years: int, seed: int, config: RunConfi
         folder = os.path.join(root, "books", run_date) if keep_books else os.path.join(root, "book")
         if not keep_books:
             shutil.rmtree(folder, ignore_errors=True)
-        write_book(book, ledger, folder, today, prices, book.contribution, withdrawal, static)
+        needs = [(str(book.hh_ids[need_at[0]]), due, need.amount)] if need_now else None
+        write_book(book, ledger, folder, today, prices, book.contribution, withdrawal, static,
+                   needs=needs)
         t_run = time.perf_counter()
         run_book(folder, hearth_out, run_date, config, executor, progress=False)
         run_seconds += time.perf_counter() - t_run
@@ -287,6 +355,12 @@ def simulate_path(book: Book, path: str, years: int, seed: int, config: RunConfi
         ledger.cash += book.contribution
         ledger.execute(today, prices, prop.sells, prop.buys)
         ledger.cash -= withdrawal
+        if need_now and m == pay_month:
+            a = need_at[1]
+            short = max(need.amount - float(ledger.cash[a]), 0.0)
+            ledger.cash[a] -= need.amount
+            need_result["hearth"] = _need_result(ledger, need_at[0], need_year,
+                                                 need_before["hearth"], short, book)
         ok = np.array([prop.status.get(h) in ("traded", "no_trade") for h in book.hh_ids.tolist()])
         ledger.settle_cash(ok[book.acct_hh])
         series["hearth"].record(m, book, ledger, prices)
@@ -297,9 +371,15 @@ def simulate_path(book: Book, path: str, years: int, seed: int, config: RunConfi
         ledger = ledgers["naive"]
         withdrawal = _cap_withdrawal(ledger, book.withdrawal + ledger.pending_withdrawal, prices)
         ledger.pending_withdrawal[:] = 0.0
+        if need_now and m == pay_month:  # sold on the day, as a withdrawal
+            withdrawal[need_at[1]] += need.amount
         ledger.cash += book.contribution - withdrawal
         sells, buys, _ = naive_orders(book, ledger, prices, book.contribution, withdrawal, band)
         ledger.execute(today, prices, sells, buys)
+        if need_now and m == pay_month:
+            short = max(-float(ledger.cash[need_at[1]]), 0.0)
+            need_result["naive"] = _need_result(ledger, need_at[0], need_year,
+                                                need_before["naive"], short, book)
         ledger.settle_cash()
         series["naive"].record(m, book, ledger, prices)
         # -- income until the next run ---------------------------------------------------------
@@ -323,6 +403,15 @@ def simulate_path(book: Book, path: str, years: int, seed: int, config: RunConfi
     result = summarize(book, path, months / 12, ledgers, series, atv, statuses, failures,
                        hearth_washes, time.perf_counter() - t0, run_seconds)
     result["hearth_failure_kinds"] = dict(sorted(failure_kinds.items(), key=lambda kv: -kv[1]))
+    if need_at is not None:
+        h = need_at[0]
+        need_result.update({
+            "household": str(book.hh_ids[h]), "amount": need.amount,
+            "known": str(dates[need.month]), "due": str(np.datetime64(due, "D")),
+            "paid_after_run": str(dates[pay_month])})
+        for k, led in ledgers.items():
+            need_result[k]["cg_tax_paid_whole_run"] = round(float(led.cg_tax_paid[h]), 2)
+        result["cash_need"] = need_result
     result["hearth_turnover_by_reason"] = {
         k: float(v.mean() / (months / 12) * 100)
         for k, v in sorted(reason_turnover.items(), key=lambda kv: -kv[1].sum())}
@@ -444,6 +533,18 @@ def table(r: dict) -> str:
     if by_reason:
         lines.append("hearth turnover by trade reason, %/yr: "
                      + ", ".join(f"{k} {v:.1f}" for k, v in by_reason.items()))
+    need = r.get("cash_need")
+    if need:
+        lines.append(f"cash need of ${need['amount']:,.0f} for {need['household']}, known "
+                     f"{need['known']}, due {need['due']} (paid after the run of "
+                     f"{need['paid_after_run']}):")
+        for k in ("hearth", "naive"):
+            n = need[k]
+            lines.append(f"  {k:6s} funded on time {'yes' if n['funded_on_time'] else 'NO'}"
+                         f" (short ${n['short']:,.0f}); gains realized from then to the due date"
+                         f" ST ${n['realized_st_gain']:,.0f}, LT ${n['realized_lt_gain']:,.0f}:"
+                         f" ${n['tax_at_rates']:,.0f} of tax at its rates; capital-gains tax"
+                         f" paid over the whole run ${n['cg_tax_paid_whole_run']:,.0f}")
     lines.append(f"wash sales hearth declared in trades.wash_sale: {r['hearth_declared_wash_sales']:,}")
     lines.append("hearth statuses (household-months): "
                  + ", ".join(f"{k} {v:,}" for k, v in sorted(r["hearth_statuses"].items())))
@@ -457,19 +558,20 @@ def table(r: dict) -> str:
 
 
 def _path_job(args: tuple) -> dict:
-    households, seed, path, years, config, workers, out, reinvest, band, keep_books, months = args
+    households, seed, path, years, config, workers, out, reinvest, band, keep_books, months, need = args
     book = build_book(households, seed)
     return simulate_path(book, path, years, seed, config, workers, out, reinvest, band, keep_books,
-                         months=months)
+                         months=months, need=need)
 
 
 def run(households: int, years: int, paths: list[str], seed: int, config: RunConfig, workers: int,
         jobs: int, out: str, reinvest: bool = True, band: float = 0.05,
-        keep_books: bool = False, months: int | None = None) -> list[dict]:
+        keep_books: bool = False, months: int | None = None,
+        need: NeedPlan | None = None) -> list[dict]:
     """Simulate every path; paths run in ``jobs`` processes (each runs hearth in-process
     with ``workers`` workers). Results are in the order of ``paths``."""
-    args = [(households, seed, p, years, config, workers, out, reinvest, band, keep_books, months)
-            for p in paths]
+    args = [(households, seed, p, years, config, workers, out, reinvest, band, keep_books, months,
+             need) for p in paths]
     if jobs <= 1 or len(paths) == 1:
         return [_path_job(a) for a in args]
     with cf.ProcessPoolExecutor(max_workers=min(jobs, len(paths)),
@@ -492,6 +594,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--months", type=int, default=None,
                     help="stop after this many months (to reproduce a month's book with --out)")
     ap.add_argument("--quick", action="store_true", help="20 households, 1 year")
+    ap.add_argument("--cash-need", type=float, default=0.0,
+                    help="dollars one household needs in cash (the largest taxable account's); 0: none")
+    ap.add_argument("--cash-need-days", type=int, default=60, help="days from known to due")
+    ap.add_argument("--cash-need-month", type=int, default=6,
+                    help="the run (0-based month) at which the need becomes known")
     a = ap.parse_args(argv)
     if a.quick:
         a.households, a.years = 20, 1
@@ -505,7 +612,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results = run(a.households, a.years, paths, a.seed, config, a.workers, a.jobs, out,
                       a.dividends == "reinvest", a.band, keep_books=a.out is not None,
-                      months=a.months)
+                      months=a.months,
+                      need=NeedPlan(a.cash_need, a.cash_need_days, a.cash_need_month)
+                      if a.cash_need > 0 else None)
     finally:
         if a.out is None:
             shutil.rmtree(out, ignore_errors=True)
@@ -518,7 +627,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(paths)} paths (seed {a.seed}, dividends {a.dividends}, naive band {a.band:.0%})")
     summary = {"command": {"households": a.households, "years": a.years, "paths": paths, "seed": a.seed,
                            "workers": a.workers, "jobs": a.jobs, "config": a.config,
-                           "dividends": a.dividends, "band": a.band},
+                           "dividends": a.dividends, "band": a.band,
+                           "cash_need": [a.cash_need, a.cash_need_days, a.cash_need_month]},
                "wall_seconds": round(wall, 1), "paths": {r["path"]: r for r in results},
                "criteria": {r["path"]: criteria(r) for r in results}}
     print(json.dumps(summary, sort_keys=True))
