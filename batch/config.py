@@ -80,9 +80,15 @@ class RunConfig(BaseModel):
     and in the concentration limit."""
     max_position_share: float = Field(1.0, gt=0, le=1)
     """Concentration limit: the most of household value (as targets see it) one
-    security may be after trading; 1 is no limit. A position above it is wound down
-    (``concentration_wind_down``), never bought, and routed to review
+    security may be after trading (one issuer: the securities that share a
+    ``securities.issuer`` count together); 1 is no limit. A position above it is
+    wound down (``concentration_wind_down``), never bought, and routed to review
     (``concentration``); no buy takes a security above it."""
+    max_sector_share: float = Field(1.0, gt=0, le=1)
+    """Sector concentration limit: the most of household value (as targets see it)
+    the limited securities of one ``securities.sector`` may be together after
+    trading; 1 is no limit. A sector above it is wound down like a position, its
+    securities are never bought, and no buy takes a sector above it."""
     concentration_weight: float = Field(0.1, ge=0)
     """Objective dollars per dollar a position stays above the concentration limit:
     a sale beyond the night's wind-down is made where its priced tax and costs are
@@ -105,6 +111,20 @@ class RunConfig(BaseModel):
     tonight's contribution) up to their amount stays cash, outside the exposure
     targets. Sales for them wait until they are due within ``cash_need_lead_days``,
     so a lot about to turn long-term can wait; 0 keeps no reserve."""
+    drift_weight_goal: float = Field(1.0, ge=0)
+    """Goals (``goals``): each goal's class drift is priced at the drift weights
+    (``drift_weight_in`` inside the band, ``drift_weight_out`` outside it, the band a
+    fraction of the goal's value) times this, on top of the household's drift; 0 leaves
+    goals measured and reported but unpriced (the household's target is still the blend
+    of its goals')."""
+    goal_glide_years: float = Field(10.0, ge=0)
+    """A goal with a horizon_date (whose weights are not a glide path's) de-risks over
+    this many years before it: the invested (non-cash) share of its weights falls
+    linearly to ``goal_glide_floor`` at the horizon, the cash class taking the rest;
+    0: no built-in glide."""
+    goal_glide_floor: float = Field(0.2, ge=0, le=1)
+    """The invested (non-cash) share of a goal's weights at and after its horizon
+    (a goal whose weights invest less keeps them)."""
     carryforward_years: float = Field(3.0, ge=0)
     """Years until a carried-forward capital loss is expected to be used: a loss that
     netting cannot use this year is worth lt_rate x (1 + d)^-k."""
@@ -164,6 +184,7 @@ class RunConfig(BaseModel):
                           cash_need_lead_days=self.cash_need_lead_days,
                           cash_reserve_days=self.cash_reserve_days,
                           max_position_share=self.max_position_share,
+                          max_sector_share=self.max_sector_share,
                           concentration_scope=self.concentration_scope,
                           exposure_basis=self.exposure_basis)
 

@@ -43,13 +43,14 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "location_weight", "cost_weight", "preference_per_dollar", "objective",
         "lexicographic_tolerance", "location_stage", "location_exposure_tolerance",
         "exposure_basis")),
-    ("Concentration", ("max_position_share", "concentration_weight", "concentration_wind_down",
-                       "concentration_scope")),
+    ("Concentration", ("max_position_share", "max_sector_share", "concentration_weight",
+                       "concentration_wind_down", "concentration_scope")),
     ("Tax pricing and harvesting", (
         "horizon_years", "discount_rate", "carryforward_years", "harvest_min_benefit",
         "harvest_min_loss_share")),
     ("Wash sales", ("wash_sale_days", "wash_sale_method")),
     ("Cash needs", ("cash_need_lead_days", "cash_reserve_days")),
+    ("Goals", ("drift_weight_goal", "goal_glide_years", "goal_glide_floor")),
     ("Orders and the no-trade rule", (
         "default_cost_bps", "min_trade_value", "whole_shares", "share_increment", "dust_shares",
         "min_benefit_dollars", "min_benefit_share", "always_solve")),

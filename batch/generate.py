@@ -8,8 +8,10 @@ random walks (so lots sit at gains and losses of both terms), 401(k) menus, rece
 buys and harvests in the transactions table, restrictions, held-away assets,
 custom targets, overrides (a few per 1,000 households, some expired),
 product preferences (~7%), household glide paths (~4%, de-risking from the model's
-weights over ten years), concentration limits (~3.5%, most with a low-basis single
-stock above theirs), tax budgets, contributions and withdrawals: a median of about
+weights over ten years), goals (every 529 without a cash cap saves for tuition, ~5% a
+home purchase), concentration limits (~3.5%, most with a low-basis single
+stock above theirs), sector limits (~10% of households with a direct-indexed
+sleeve), tax budgets, contributions and withdrawals: a median of about
 2,000 lots per household (p90 ~7,000, max ~13,000). The book starts asset-located,
 as the last rebalance left it. No model lists the stocks: hearth holds, harvests and
 sells a sleeve's stocks (each its own wash group) but buys the model's funds.
@@ -1000,6 +1002,24 @@ def _concentration(rng: np.random.Generator, u: _Universe, a: _Accounts, hh_no: 
     return limit, budget, lots
 
 
+SECTOR_LIMIT_SHARE = 0.10  # of households with a direct-indexed sleeve, a max_sector_share
+SECTOR_LIMIT_OF_SLEEVE = (0.06, 0.12)  # ... this share of their sleeve's account, per sector
+
+
+def _sector_limits(rng: np.random.Generator, a: _Accounts, n: int) -> np.ndarray:
+    """Sector limits for a few households with a direct-indexed sleeve (a client who
+    caps any one sector of the stocks it picks): ``max_sector_share`` of 6-12% of
+    the sleeve account's value, as a share of the household's (the account's largest
+    sector of stocks is about 5-10% of it, so the limit binds for some and they wind
+    that sector down over nights). NaN for none."""
+    sleeve = np.zeros(n)
+    np.add.at(sleeve, a.hh[a.direct], a.value[a.direct])
+    hh_value = np.bincount(a.hh, weights=a.value, minlength=n)
+    share = sleeve / np.maximum(hh_value, 1.0) * rng.uniform(*SECTOR_LIMIT_OF_SLEEVE, n)
+    pick = (sleeve > 0) & (rng.random(n) < SECTOR_LIMIT_SHARE)
+    return np.where(pick, np.clip(np.round(share, 4), 0.01, 1.0), np.nan)
+
+
 def _cash_needs(rng: np.random.Generator, a: _Accounts, tradable: np.ndarray, hh_ids: pa.Array,
                 today: np.datetime64) -> pa.Table:
     """A few households (CASH_NEED_SHARE) owe one sum within CASH_NEED_DAYS: 5% to 30%
@@ -1066,6 +1086,57 @@ def _glide_paths(rng: np.random.Generator, hh_ids: pa.Array, model: np.ndarray,
                                                          dtype="datetime64[D]"), pa.date32()),
                      "asset_class": [r[2] for r in rows], "weight": [r[3] for r in rows]},
                     schema=GLIDE_PATHS_SCHEMA)
+
+
+# Goals: every 529 without a cash cap saves for tuition (its own goal, on the household's
+# model, gliding to a horizon 3 to 15 years out), and GOAL_HOME_SHARE of the households
+# without one keep a tradable taxable account (without a cash cap) for a home bought in
+# 1 to 4 years: on the conservative model, or on weights of their own (goal_targets) of
+# bonds and cash. A cash cap would stop the built-in glide to cash (docs/model.md).
+GOALS_SCHEMA = pa.schema([("goal_id", pa.string()), ("household_id", pa.string()),
+                          ("account_id", pa.string()), ("model_id", pa.string()),
+                          ("horizon_date", pa.date32())])
+GOAL_TARGETS_SCHEMA = pa.schema([("goal_id", pa.string()), ("asset_class", pa.string()),
+                                 ("weight", pa.float64())])
+GOAL_HOME_SHARE = 0.05
+GOAL_HOME_OWN_WEIGHTS = {"us_bond": 0.7, "cash": 0.3}
+
+
+def _goals(rng: np.random.Generator, a: _Accounts, accounts: pa.Table, hh_ids: pa.Array,
+           model: np.ndarray, today: np.datetime64) -> tuple[pa.Table, pa.Table]:
+    """Tuition goals on 529s and home-purchase goals on taxable accounts (see above),
+    deterministic for the generator."""
+    names = list(MODELS)
+    hid, acct_ids = hh_ids.to_pylist(), a.ids.to_pylist()
+    capped = ~np.isnan(accounts.column("max_cash").to_numpy(zero_copy_only=False)
+                       .astype(np.float64))
+    tradable = accounts.column("tradable").to_numpy(zero_copy_only=False).astype(bool)
+    goals: list[tuple[Any, ...]] = []
+    weights: list[tuple[str, str, float]] = []
+    tuition = np.flatnonzero((a.type == ACCOUNT_TYPES.index("education")) & ~capped)
+    for j in tuition:
+        years = int(rng.integers(3 * 365, 15 * 365 + 1))
+        goals.append((f"{acct_ids[j]}-tuition", hid[a.hh[j]], acct_ids[j],
+                      names[model[a.hh[j]]], (today + np.timedelta64(years, "D")).item()))
+    has_tuition = np.zeros(len(hid), dtype=bool)
+    has_tuition[a.hh[tuition]] = True
+    home = (a.type == ACCOUNT_TYPES.index("taxable")) & tradable & ~capped
+    for h in np.flatnonzero((rng.random(len(hid)) < GOAL_HOME_SHARE) & ~has_tuition):
+        mine = np.flatnonzero(home & (a.hh == h))
+        if len(mine) == 0:
+            continue
+        first = int(mine[0])
+        own = rng.random() < 1 / 3 and "us_bond" in MODELS[names[model[h]]]
+        gid = f"{acct_ids[first]}-home"
+        days = int(rng.integers(365, 4 * 365 + 1))
+        goals.append((gid, hid[h], acct_ids[first], None if own else "conservative",
+                      (today + np.timedelta64(days, "D")).item()))
+        if own:
+            weights += [(gid, k, w) for k, w in GOAL_HOME_OWN_WEIGHTS.items()]
+    return (pa.table({c: [r[i] for r in goals] for i, c in enumerate(GOALS_SCHEMA.names)},
+                     schema=GOALS_SCHEMA),
+            pa.table({c: [r[i] for r in weights] for i, c in enumerate(GOAL_TARGETS_SCHEMA.names)},
+                     schema=GOAL_TARGETS_SCHEMA))
 
 
 OVERRIDES_SCHEMA = pa.schema([
@@ -1181,11 +1252,16 @@ def _chunk(rng: np.random.Generator, u: _Universe, h0: int, n: int, today: np.da
         a.ids.take(pa.array(np.searchsorted(a.hh, np.arange(n)))).to_pylist(),
         [u.ids[s] for s in sec[first_lot]], today)
     glide_paths = _glide_paths(rng.spawn(1)[0], hh_ids, model, today)
+    goals, goal_targets = _goals(rng.spawn(1)[0], a, accounts, hh_ids, model, today)
+    # sector limits from a generator of their own too (spawned after the others, so
+    # the rest of the book is what it was without them)
+    households = households.append_column("max_sector_share",
+                                          _nullable(_sector_limits(rng.spawn(1)[0], a, n)))
     return {"households": households, "accounts": accounts, "lots": lot_table,
             "transactions": transactions, "restrictions": restrictions, "held_away": held_away,
             "household_targets": targets, "cash_needs": cash_needs,
             "overrides": overrides, "product_preferences": preferences,
-            "glide_paths": glide_paths}
+            "glide_paths": glide_paths, "goals": goals, "goal_targets": goal_targets}
 
 
 STREAMED = {"lots": LOTS_SCHEMA, "transactions": TRANSACTIONS_SCHEMA}
@@ -1193,7 +1269,8 @@ COLLECTED = {"households": HOUSEHOLDS_SCHEMA, "accounts": ACCOUNTS_SCHEMA,
              "restrictions": RESTRICTIONS_SCHEMA, "held_away": HELD_AWAY_SCHEMA,
              "household_targets": HOUSEHOLD_TARGETS_SCHEMA, "cash_needs": CASH_NEEDS_SCHEMA,
              "overrides": OVERRIDES_SCHEMA, "product_preferences": PRODUCT_PREFERENCES_SCHEMA,
-             "glide_paths": GLIDE_PATHS_SCHEMA}
+             "glide_paths": GLIDE_PATHS_SCHEMA, "goals": GOALS_SCHEMA,
+             "goal_targets": GOAL_TARGETS_SCHEMA}
 
 
 def _generate_realistic(path: str, n: int, seed: int, as_of: str, bad_fraction: float) -> BookStats:

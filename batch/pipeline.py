@@ -27,12 +27,15 @@ from hearth.io.write import WARM_SCHEMA
 from hearth.model.build import Derived, concentration_shift, derive
 from hearth.model.checker import check_proposal
 from hearth.model.estimates import estimate
+from hearth.model.goals import drift_before as goal_drift_before
+from hearth.model.goals import drift_share, goal_exposure, out_of_band
 from hearth.model.highs import Solver
 from hearth.model.household import TAXABLE, Household
 from hearth.model.lp import ModelSettings
 from hearth.model.review import ReviewThresholds, review_reasons
 from hearth.model.solve import Outcome, Proposal, drift_by_class, realized_by_term, solve_household
 from hearth.model.tax import tax_due
+from hearth.model.tolerances import MONEY_TOL
 
 log = logging.getLogger("hearth.pipeline")
 
@@ -118,9 +121,11 @@ def _reasons(hh: Household, d: Derived, p: Proposal, class_change: np.ndarray,
     """Main driver of each sell (per lot) and each buy line, first match wins:
     sells restriction, tax_loss_harvest, cash_raise, asset_location, rebalance;
     buys cash_invest, tax_loss_harvest (a substitute in a harvested class),
-    asset_location, rebalance."""
+    asset_location, rebalance. A trade that moves its goal's class exposure is no
+    relocation, even where the household's is unchanged."""
     relocation = class_traded > 0
     relocation &= np.abs(class_change) <= 0.05 * np.maximum(class_traded, 1e-9)
+    moved = _goal_class_moved(hh, d, p)  # a trade that moves its goal's class rebalances
     needs_cash = (hh.withdrawal > 0) | (hh.cash < hh.min_cash) | (d.cash_need > 0)  # needs due
     new_cash = (hh.contribution > 0) | (hh.cash > hh.max_cash)
     lots = np.flatnonzero(p.sell > 0)
@@ -128,16 +133,45 @@ def _reasons(hh: Household, d: Derived, p: Proposal, class_change: np.ndarray,
     k = hh.asset_class[sec]
     harvest = d.lot_taxable[lots] & (d.gain_per_share[lots] < 0) & bool(hh.tlh_enabled)
     sells = np.select(
-        [d.no_hold[a, sec], harvest, needs_cash[a], relocation[k]],
+        [d.no_hold[a, sec], harvest, needs_cash[a], relocation[k] & ~moved[a, k]],
         ["restriction", "tax_loss_harvest", "cash_raise", "asset_location"],
         default="rebalance")
     harvested = np.zeros(len(hh.classes), dtype=bool)
     harvested[k[harvest & ~d.no_hold[a, sec]]] = True
     kb = hh.asset_class[p.buy_security]
     buys = np.select(
-        [new_cash[p.buy_account], harvested[kb] & (hh.rank[p.buy_security] > 1), relocation[kb]],
+        [new_cash[p.buy_account], harvested[kb] & (hh.rank[p.buy_security] > 1),
+         relocation[kb] & ~moved[p.buy_account, kb]],
         ["cash_invest", "tax_loss_harvest", "asset_location"], default="rebalance")
     return sells.tolist(), buys.tolist()
+
+
+def _goal_class_moved(hh: Household, d: Derived, p: Proposal) -> np.ndarray:
+    """[n_a, n_k] bool: the account is in a goal (hearth.model.goals) whose exposure to
+    the class the proposal changes by more than 5% of what it trades there: such a
+    trade rebalances the goal, even where the household's class is unchanged."""
+    n_k = len(hh.classes)
+    g = d.goals
+    if g is None or not g.any:
+        return np.zeros((hh.n_accounts, n_k), dtype=bool)
+    remaining = hh.quantity - p.sell
+    held = goal_exposure(hh, g, d.exposure_weight, remaining, p.buy_account, p.buy_security,
+                         p.buy_quantity, np.zeros(hh.n_accounts))
+    change = held - g.current
+    lot_goal = g.account[hh.lot_account]
+    traded = np.zeros(g.n * n_k)
+    sold = (lot_goal >= 0) & (p.sell > 0)
+    np.add.at(traded, lot_goal[sold] * n_k + hh.asset_class[hh.lot_security[sold]],
+              (p.sell * d.lot_price)[sold])
+    buy_goal = g.account[p.buy_account]
+    bought = buy_goal >= 0
+    np.add.at(traded, buy_goal[bought] * n_k + hh.asset_class[p.buy_security[bought]],
+              (p.buy_quantity * hh.price[p.buy_security])[bought])
+    moved = np.abs(change) > 0.05 * np.maximum(traded.reshape(g.n, n_k), 1e-9)
+    out = np.zeros((hh.n_accounts, n_k), dtype=bool)
+    mine = g.account >= 0
+    out[mine] = moved[g.account[mine]]
+    return out
 
 
 def _derive_or_none(hh: Household, settings) -> Derived | None:
@@ -293,6 +327,15 @@ def _report(hh: Household, outcome: Outcome, status: str, message: str | None, p
     after_hold = _class_holdings(hh, d, hh.quantity - p.sell, p.buy_account, p.buy_security,
                                  p.buy_quantity)
     after = drift_by_class(hh, d, after_hold, float((d.exposure_weight * p.final_cash).sum()))
+    goal_before = goal_after = None
+    goal_out = False
+    if d.goals is not None and d.goals.any:
+        g_after = goal_exposure(hh, d.goals, d.exposure_weight, hh.quantity - p.sell,
+                                p.buy_account, p.buy_security, p.buy_quantity,
+                                p.final_cash) - d.goals.target
+        goal_before = drift_share(d.goals, goal_drift_before(hh, d.goals))
+        goal_after = drift_share(d.goals, g_after)
+        goal_out = out_of_band(d.goals, g_after, d.band, MONEY_TOL)
     sell_value = p.sell * d.lot_price
     buy_value = p.buy_quantity * hh.price[p.buy_security]
     turnover = float((sell_value.sum() + buy_value.sum()) / 2 / value) if value > 0 else 0.0
@@ -319,7 +362,8 @@ def _report(hh: Household, outcome: Outcome, status: str, message: str | None, p
                          min_trade_fallback=outcome.min_trade_fallback and status == "traded",
                          wash_sale=bool((disallowed > 0).any()) and status == "traded",
                          concentration=concentration_shift(hh, d, p.sell, p.buy_account,
-                                                           p.buy_security, p.buy_quantity))
+                                                           p.buy_security, p.buy_quantity),
+                         goal_drift=goal_out and status in ("traded", "no_trade"))
 
     sold = np.flatnonzero(p.sell > 0)
     class_change = after_hold - d.current_by_class
@@ -365,4 +409,5 @@ def _report(hh: Household, outcome: Outcome, status: str, message: str | None, p
         needs_review=bool(why), review_reasons=why,
         solve_ms=outcome.solve_seconds * 1000.0, iterations=outcome.iterations,
         warm_started=outcome.warm_started, overrides_applied=overrides_applied,
+        goal_drift_before=goal_before, goal_drift_after=goal_after,
     )

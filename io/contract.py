@@ -45,6 +45,7 @@ INPUT_TABLES: dict[str, Table] = {t.name: t for t in (
         C("drift_threshold", "DOUBLE", NULL), C("tlh_enabled", "BOOLEAN", "TRUE"),
         C("filing_status", "VARCHAR", "'single'"),
         C("max_position_share", "DOUBLE", NULL),
+        C("max_sector_share", "DOUBLE", NULL),  # contract 2.1: concentration per sector
     ), key="household_id"),
     Table("accounts", True, (
         C("account_id", "VARCHAR"), C("household_id", "VARCHAR"), C("account_type", "VARCHAR"),
@@ -64,6 +65,7 @@ INPUT_TABLES: dict[str, Table] = {t.name: t for t in (
         C("expected_return", "DOUBLE", "0.06"), C("sector", "VARCHAR", NULL),
         C("tags", "VARCHAR[]", NULL), C("cost_bps", "DOUBLE", NULL),
         C("vehicle", "VARCHAR", NULL),  # contract 2.1: etf, mutual_fund, ... (product_preferences)
+        C("issuer", "VARCHAR", NULL),  # contract 2.1: securities held together under a limit
     ), key="security_id"),
     Table("targets", True, (
         C("model_id", "VARCHAR"), C("asset_class", "VARCHAR"), C("weight", "DOUBLE"),
@@ -117,6 +119,17 @@ INPUT_TABLES: dict[str, Table] = {t.name: t for t in (
         C("security_id", "VARCHAR", NULL), C("vehicle", "VARCHAR", NULL),
         C("rank", "BIGINT", "1"),
     )),
+    # contract 2.1: goals, sleeves of a household's accounts with their own targets (one
+    # row per account in the goal; an account is in at most one goal); the weights are
+    # goal_targets' when the goal has any, else model_id's (its glide path if it has one),
+    # glided to horizon_date (model/goals.py)
+    Table("goals", False, (
+        C("goal_id", "VARCHAR"), C("household_id", "VARCHAR"), C("account_id", "VARCHAR"),
+        C("model_id", "VARCHAR", NULL), C("horizon_date", "DATE", NULL),
+    )),
+    Table("goal_targets", False, (
+        C("goal_id", "VARCHAR"), C("asset_class", "VARCHAR"), C("weight", "DOUBLE"),
+    )),
 )}
 
 # overrides.action: skip the household tonight; never trade security_id (in account_id,
@@ -144,6 +157,8 @@ HOUSEHOLD_RESULTS_SCHEMA = pa.schema([
     ("needs_review", pa.bool_()), ("review_reasons", pa.list_(pa.string())),
     ("solve_ms", pa.float64()), ("iterations", pa.int64()), ("warm_started", pa.bool_()),
     ("overrides_applied", pa.list_(pa.string())),  # contract 2.1
+    # contract 2.1: the largest goal drift (sum of |class drift| / goal value), null without goals
+    ("goal_drift_before", pa.float64()), ("goal_drift_after", pa.float64()),
 ])
 
 EXCEPTIONS_SCHEMA = pa.schema([

@@ -3,7 +3,8 @@ objects: columns are turned into numpy arrays once per shard, and each household
 is a set of contiguous slices of them (every per-household table is sorted by
 household). A household's target is resolved here, where the run date is known:
 custom targets, else its own glide path, else its model's, else its model's targets.
-So are its overrides in force tonight (``household_overrides``: skip, hold a security,
+So are its goals' weights (``goals``: their goal_targets, model glide path or model),
+its overrides in force tonight (``household_overrides``: skip, hold a security,
 ignore the tax budget, no harvesting) and its product preferences (``preferred_ranks``):
 data in, a plain Household out, so ``model`` never learns they exist."""
 
@@ -116,6 +117,7 @@ class Reference:
     sector: np.ndarray
     tags: list[frozenset[str]]
     vehicle: np.ndarray  # object (str or None): etf, mutual_fund, ...
+    issuer: np.ndarray  # object (str or None): securities limited together
     targets: dict[str, tuple[tuple[str, ...], np.ndarray]]
     model_ranks: dict[str, dict[str, int]]
     menus: dict[str, frozenset[str]]
@@ -159,6 +161,7 @@ def reference(tables: dict[str, pa.Table], default_cost_bps: float) -> Reference
         cg_distribution=_np(sec, "cg_distribution"), expected_return=_np(sec, "expected_return"),
         cost_rate=np.asarray(cost_bps, dtype=np.float64) / 10_000.0,
         sector=_np(sec, "sector"), tags=tags, vehicle=_np(sec, "vehicle"),
+        issuer=_np(sec, "issuer"),
         targets={m: (tuple(k), np.array(w)) for m, (k, w) in targets.items()},
         model_ranks=ranks,
         menus={m: frozenset(s) for m, s in menus.items()},
@@ -300,10 +303,11 @@ def preferred_ranks(model_ranks: dict[str, int], preferences: list[tuple[str, st
 _FINITE_FIELDS = (
     "st_rate", "lt_rate", "ordinary_rate", "qualified_div_rate", "retirement_rate",
     "ytd_st_gain", "ytd_lt_gain", "loss_carryforward_st", "loss_carryforward_lt",
-    "tax_budget", "turnover_limit", "drift_threshold", "max_position_share", "cash", "min_cash",
+    "tax_budget", "turnover_limit", "drift_threshold", "max_position_share", "max_sector_share",
+    "cash", "min_cash",
     "contribution", "withdrawal", "price", "target", "quantity", "cost_basis", "income_yield",
     "qualified_fraction", "tax_exempt_fraction", "foreign_tax_fraction", "cg_distribution",
-    "expected_return", "cost_rate", "held_away", "need_amount",
+    "expected_return", "cost_rate", "held_away", "need_amount", "goal_target",
 )
 
 
@@ -317,6 +321,22 @@ def non_finite_fields(hh: Household) -> list[str]:
     if np.isnan(np.asarray(hh.max_cash, dtype=np.float64)).any() or (hh.max_cash == -np.inf).any():
         bad.append("max_cash")
     return bad
+
+
+def _goal_fields(goals: list[tuple[str, list[str], tuple[str, ...], np.ndarray, np.datetime64]],
+                 acct_index: dict[str, int], class_index: dict[str, int]) -> dict[str, object]:
+    """A household's goals as Household fields (hearth.model.goals); none: nothing."""
+    if not goals:
+        return {}
+    account = np.full(len(acct_index), -1, dtype=np.int64)
+    target = np.zeros((len(goals), len(class_index)))
+    for g, (_, accounts, classes, weights, _) in enumerate(goals):
+        account[[acct_index[a] for a in accounts]] = g
+        for k, w in zip(classes, weights):
+            target[g, class_index[k]] += w
+    return dict(goal_ids=tuple(goal[0] for goal in goals), goal_account=account,
+                goal_target=target,
+                goal_horizon=np.array([goal[4] for goal in goals], dtype="datetime64[D]"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -366,6 +386,12 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
     ov, pp = t["overrides"], t["product_preferences"]
     o_cols = {c: ov.column(c).to_pylist() for c in ov.column_names}
     p_cols = {c: pp.column(c).to_pylist() for c in pp.column_names}
+    gl, gt = t["goals"], t["goal_targets"]
+    g_cols = {c: gl.column(c).to_pylist() for c in ("household_id", "goal_id", "account_id",
+                                                     "model_id")}
+    g_horizon = _np(gl, "horizon_date").astype("datetime64[D]")
+    gt_cols = {c: gt.column(c).to_pylist() for c in ("household_id", "goal_id", "asset_class",
+                                                      "weight")}
     cn = t["cash_needs"]
     n_cols = {c: cn.column(c).to_pylist() for c in ("household_id", "account_id", "need_id")}
     n_due = _np(cn, "due_date").astype("datetime64[D]")
@@ -383,7 +409,9 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
         ("rs", np.asarray(r_cols["household_id"], dtype=object)),
         ("ov", np.asarray(o_cols["household_id"], dtype=object)),
         ("pp", np.asarray(p_cols["household_id"], dtype=object)),
-        ("cn", np.asarray(n_cols["household_id"], dtype=object)))}
+        ("cn", np.asarray(n_cols["household_id"], dtype=object)),
+        ("gl", np.asarray(g_cols["household_id"], dtype=object)),
+        ("gt", np.asarray(gt_cols["household_id"], dtype=object)))}
     empty = (0, 0)
 
     def _cash_needs(hid: str, acct_index: dict[str, int]) -> dict[str, object]:
@@ -394,6 +422,37 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
                     need_account=np.array([-1 if a is None else acct_index[a]
                                            for a in n_cols["account_id"][c0:c1]], dtype=np.int64),
                     need_due=n_due[c0:c1], need_amount=n_amount[c0:c1])
+
+    def _goals(hid: str) -> list[tuple[str, list[str], tuple[str, ...], np.ndarray,
+                                       np.datetime64]]:
+        """The household's goals: (goal_id, its accounts, classes, weights, horizon), the
+        weights its goal_targets', else its model's glide path on the run date (which
+        runs to its own dates: no horizon then), else its model's targets. Validation
+        has set aside the households whose goal rows are bad."""
+        r0, r1 = runs["gl"].get(hid, empty)
+        q0, q1 = runs["gt"].get(hid, empty)
+        own: dict[str, tuple[list[str], list[float]]] = {}
+        for j in range(q0, q1):
+            k, w = gt_cols["asset_class"][j], gt_cols["weight"][j]
+            if k is not None and w is not None:
+                mine = own.setdefault(gt_cols["goal_id"][j], ([], []))
+                mine[0].append(k)
+                mine[1].append(w)
+        out: list[tuple[str, list[str], tuple[str, ...], np.ndarray, np.datetime64]] = []
+        for j in range(r0, r1):
+            gid, model = g_cols["goal_id"][j], g_cols["model_id"][j]
+            if out and out[-1][0] == gid:
+                out[-1][1].append(g_cols["account_id"][j])
+                continue
+            horizon = g_horizon[j]
+            if gid in own:
+                classes, weights = tuple(own[gid][0]), np.asarray(own[gid][1], dtype=np.float64)
+            elif model in model_glide:
+                (classes, weights), horizon = model_glide[model], np.datetime64("NaT", "D")
+            else:
+                classes, weights = ref.targets.get(model, ((), np.zeros(0)))
+            out.append((gid, [g_cols["account_id"][j]], classes, weights, horizon))
+        return out
 
     def _one(i: int, hid: str, overrides: Overrides) -> Household:
         """One household from its slices of the shard's arrays."""
@@ -430,8 +489,9 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
             tgt_classes, tgt_w = ref.targets.get(model_id, ((), np.zeros(0)))
         g0, g1 = runs["ha"].get(hid, empty)
         sec_class = ref.asset_class[rows] if len(rows) else np.zeros(0, dtype=object)
+        goals = _goals(hid)
         classes = tuple(sorted(set(tgt_classes) | set(sec_class) | set(ha_class[g0:g1])
-                               | {CASH_CLASS}))
+                               | {k for goal in goals for k in goal[2]} | {CASH_CLASS}))
         class_index = {k: j for j, k in enumerate(classes)}
         target = np.zeros(len(classes))
         for k, w in zip(tgt_classes, tgt_w):
@@ -482,6 +542,7 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
             turnover_limit=_opt(cols["turnover_limit"][i]),
             drift_threshold=_opt(cols["drift_threshold"][i]),
             max_position_share=_opt(cols["max_position_share"][i]),
+            max_sector_share=_opt(cols["max_sector_share"][i]), issuer=tuple(ref.issuer[rows]),
             tlh_enabled=bool(cols["tlh_enabled"][i]) and not overrides.no_harvest,
             filing_status=cols["filing_status"][i],
             min_cash=a_num["min_cash"][a0:a1], max_cash=a_max[a0:a1].astype(np.float64),
@@ -502,6 +563,7 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
             txn_date=t_date[t0:t1][tx_known], txn_buy=t_side[t0:t1][tx_known] == "buy",
             txn_realized_gain=np.asarray(t_gain[t0:t1], dtype=np.float64)[tx_known],
             **_cash_needs(hid, acct_index),
+            **_goal_fields(goals, acct_index, class_index),
         )
         bad = non_finite_fields(hh)
         if bad:  # validation should have caught it; a NaN must never reach HiGHS

@@ -69,6 +69,18 @@ PER_HOUSEHOLD = {
     "product_preferences": """
         SELECT p.*, s.shard FROM in_product_preferences p JOIN shard_map s USING (household_id)
         ORDER BY household_id, asset_class, rank, security_id, vehicle""",
+    # goals, one row per account in a goal, and each goal's own weights with its household
+    "goals": """
+        SELECT g.*, s.shard FROM in_goals g JOIN shard_map s USING (household_id)
+        WHERE g.goal_id IS NOT NULL
+        ORDER BY household_id, goal_id, account_id, model_id, horizon_date""",
+    "goal_targets": """
+        SELECT t.goal_id, t.asset_class, t.weight, g.household_id, s.shard
+        FROM in_goal_targets t
+        JOIN (SELECT goal_id, min(household_id) AS household_id FROM in_goals
+              WHERE goal_id IS NOT NULL GROUP BY goal_id) g USING (goal_id)
+        JOIN shard_map s USING (household_id)
+        ORDER BY household_id, goal_id, asset_class, weight""",
 }
 
 # DuckDB's partitioned COPY does not keep row order inside a partition file, so the

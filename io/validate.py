@@ -66,6 +66,11 @@ _WHO: dict[str, tuple[str, str, str, str]] = {
     "product_preferences": ("", "t.household_id", "NULL",
                             "t.household_id || '/' || coalesce(t.asset_class, 'null') || '/' || "
                             "coalesce(t.security_id, 'null') || '/' || coalesce(t.vehicle, 'null')"),
+    "goals": ("", "t.household_id", "t.account_id",
+              "coalesce(t.goal_id, 'null') || '/' || coalesce(t.account_id, 'null')"),
+    # a goal's weights belong to the goal's household
+    "goal_targets": ("", "(SELECT min(g.household_id) FROM in_goals g WHERE g.goal_id = t.goal_id)",
+                     "NULL", "coalesce(t.goal_id, 'null') || '/' || coalesce(t.asset_class, 'null')"),
 }
 
 
@@ -78,7 +83,7 @@ def _who(table: str, relation: str, columns: set[str] | None = None) -> tuple[st
         if columns is not None:
             for c in ("household_id", "account_id", "lot_id", "security_id", "model_id",
                       "asset_class", "menu_id", "trade_date", "override_id", "vehicle",
-                      "need_id", "due_date"):
+                      "need_id", "due_date", "goal_id"):
                 e = e.replace(f"t.{c}", f"CAST(t.{c} AS VARCHAR)" if c in columns else "NULL")
         exprs.append(f"CAST({e} AS VARCHAR)")
     src = f"FROM {relation} t"
@@ -114,6 +119,8 @@ NUMBER_RULES: list[tuple[str, str, str, str, str]] = [
      "is outside [0, 1); give a fraction of household value"),
     ("households", "max_position_share", "invalid_max_position_share", "{c} > 0 AND {c} <= 1",
      "is outside (0, 1]; give the most of household value one security may be, or null"),
+    ("households", "max_sector_share", "invalid_max_sector_share", "{c} > 0 AND {c} <= 1",
+     "is outside (0, 1]; give the most of household value one sector may be, or null"),
     ("accounts", "cash", "negative_cash", _AT_LEAST_ZERO, "must be a number >= 0"),
     ("accounts", "min_cash", "invalid_cash_bounds", _AT_LEAST_ZERO,
      "must be >= 0 (and <= max_cash)"),
@@ -142,6 +149,7 @@ NUMBER_RULES: list[tuple[str, str, str, str, str]] = [
     ("household_targets", "weight", "invalid_weight", "{c} BETWEEN 0 AND 1",
      "must be in [0, 1]"),
     ("glide_paths", "weight", "invalid_weight", "{c} BETWEEN 0 AND 1", "must be in [0, 1]"),
+    ("goal_targets", "weight", "invalid_weight", "{c} BETWEEN 0 AND 1", "must be in [0, 1]"),
     ("model_securities", "rank", "invalid_rank", f"{{c}} BETWEEN 1 AND {MAX_RANK}",
      f"must be an integer in [1, {MAX_RANK}]"),
     ("product_preferences", "rank", "invalid_rank", f"{{c}} BETWEEN 1 AND {MAX_RANK}",
@@ -600,6 +608,7 @@ def _checks(run_date: str | None) -> list[tuple[str, str, str]]:
         *_glide_path_checks(),
         *_override_and_preference_checks(run_date),
         *_cash_need_checks(),
+        *_goal_checks(),
     ]
 
 
@@ -650,6 +659,98 @@ def _cash_need_checks() -> list[tuple[str, str, str]]:
                   AND account_type = 'taxable' AND coalesce(tradable, true))"""),
     ]
 
+
+
+# A goal record: goal_id/account_id (a null part reads 'null'); of goal_targets,
+# goal_id/asset_class. A goal's weights cost the goal's household.
+_GOAL_RECORD = "coalesce(g.goal_id, 'null') || '/' || coalesce(g.account_id, 'null')"
+_GOAL_TARGET_HH = "(SELECT min(household_id) FROM in_goals WHERE goal_id = t.goal_id)"
+
+
+def _goal_checks() -> list[tuple[str, str, str]]:
+    """The checks of ``goals`` and ``goal_targets``, in the shape of ``_checks``: a bad
+    row costs the goal's household only (a goal naming a household that is not in
+    ``households``, or weights of an unknown goal, belong to no household). The weights'
+    range is in NUMBER_RULES."""
+    return [
+        ("goals", "invalid_goal", f"""
+            SELECT g.household_id, g.account_id, {_GOAL_RECORD},
+                   'goal_id is missing; give every goal an id (one row per account in it)'
+            FROM in_goals g WHERE coalesce(trim(g.goal_id), '') = ''"""),
+        ("goals", "unknown_household", f"""
+            SELECT NULL, g.account_id, {_GOAL_RECORD}, 'household_id ''' ||
+                   coalesce(g.household_id, 'null') || ''' is not in households; fix the id '
+                   || 'or drop the goal'
+            FROM in_goals g WHERE g.household_id IS NULL OR g.household_id NOT IN
+                 (SELECT household_id FROM in_households WHERE household_id IS NOT NULL)"""),
+        ("goals", "unknown_account", f"""
+            SELECT g.household_id, g.account_id, {_GOAL_RECORD},
+                   CASE WHEN g.account_id IS NULL THEN 'account_id is missing'
+                        ELSE 'account ''' || g.account_id || ''' is not an account of '
+                             || 'household ''' || g.household_id || '''' END
+                   || '; a goal is a sleeve of the household''s accounts: name one per row'
+            FROM in_goals g LEFT JOIN acct_hh a USING (account_id)
+            WHERE g.household_id IN (SELECT household_id FROM in_households
+                                     WHERE household_id IS NOT NULL) AND (g.account_id IS NULL
+                  OR a.household_id IS NULL OR a.household_id <> g.household_id)"""),
+        ("goals", "duplicate_goal_account", """
+            SELECT household_id, account_id, string_agg(DISTINCT coalesce(goal_id, 'null'), '+'
+                   ORDER BY coalesce(goal_id, 'null')) || '/' || account_id, 'account ''' ||
+                   account_id || ''' is listed ' || count(*) || ' times in goals ('
+                   || string_agg(DISTINCT coalesce(goal_id, 'null'), ', '
+                                 ORDER BY coalesce(goal_id, 'null'))
+                   || '); an account belongs to at most one goal: keep one row'
+            FROM in_goals WHERE account_id IS NOT NULL
+            GROUP BY household_id, account_id HAVING count(*) > 1"""),
+        ("goals", "inconsistent_goal", """
+            SELECT DISTINCT g.household_id, NULL, g.goal_id || '/null', 'the rows of goal '
+                   || g.goal_id || ' disagree on household_id, model_id or horizon_date; '
+                   || 'every row of a goal names the same household, model and horizon'
+            FROM in_goals g JOIN (
+                SELECT goal_id FROM in_goals WHERE goal_id IS NOT NULL GROUP BY goal_id
+                HAVING count(DISTINCT coalesce(household_id, '')) > 1
+                    OR count(DISTINCT coalesce(model_id, '')) > 1
+                    OR count(DISTINCT coalesce(horizon_date::VARCHAR, '')) > 1) d
+            USING (goal_id)"""),
+        ("goals", "unknown_model", f"""
+            SELECT g.household_id, g.account_id, {_GOAL_RECORD}, 'model_id ''' || g.model_id
+                   || ''' has no rows in targets; fix the id, add the model, or give the '
+                   || 'goal its own weights in goal_targets'
+            FROM in_goals g WHERE g.model_id IS NOT NULL AND g.model_id NOT IN
+                 (SELECT model_id FROM in_targets WHERE model_id IS NOT NULL)"""),
+        ("goals", "missing_goal_weights", f"""
+            SELECT g.household_id, g.account_id, {_GOAL_RECORD}, 'goal ' || g.goal_id ||
+                   ' has neither a model_id nor rows in goal_targets; set its model or '
+                   || 'give its weights'
+            FROM in_goals g WHERE g.model_id IS NULL AND g.goal_id IS NOT NULL
+              AND g.goal_id NOT IN (SELECT goal_id FROM in_goal_targets
+                                    WHERE goal_id IS NOT NULL)"""),
+        ("goal_targets", "unknown_goal", """
+            SELECT NULL, NULL, coalesce(goal_id, 'null') || '/' || coalesce(asset_class, 'null'),
+                   'goal_id ''' || coalesce(goal_id, 'null') || ''' is not in goals; fix the '
+                   || 'id or drop the row'
+            FROM in_goal_targets WHERE goal_id IS NULL OR goal_id NOT IN
+                 (SELECT goal_id FROM in_goals WHERE goal_id IS NOT NULL)"""),
+        ("goal_targets", "invalid_goal_target", f"""
+            SELECT {_GOAL_TARGET_HH}, NULL, t.goal_id || '/null',
+                   'asset_class is missing; fill it or drop the row'
+            FROM in_goal_targets t WHERE t.goal_id IS NOT NULL
+              AND coalesce(trim(t.asset_class), '') = ''"""),
+        ("goal_targets", "duplicate_target", f"""
+            SELECT {_GOAL_TARGET_HH}, NULL, t.goal_id || '/' || t.asset_class,
+                   'asset class listed ' || count(*) || ' times for goal ' || t.goal_id ||
+                   '; keep one row per goal and class'
+            FROM in_goal_targets t WHERE t.goal_id IS NOT NULL AND t.asset_class IS NOT NULL
+            GROUP BY t.goal_id, t.asset_class HAVING count(*) > 1"""),
+        ("goal_targets", "weights_not_one", f"""
+            SELECT {_GOAL_TARGET_HH}, NULL, t.goal_id, 'weights of goal ' || t.goal_id ||
+                   ' sum to ' || round(coalesce(sum(t.weight) FILTER (WHERE t.asset_class IS
+                   NOT NULL), 0), 8) || ', not 1; each goal''s weights must sum to 1 '
+                   || '(+/- {WEIGHT_TOL:g}): fix its rows'
+            FROM in_goal_targets t WHERE t.goal_id IS NOT NULL GROUP BY t.goal_id
+            HAVING bool_and(coalesce(isfinite(t.weight), false)) AND abs(coalesce(
+                sum(t.weight) FILTER (WHERE t.asset_class IS NOT NULL), 0) - 1) > {WEIGHT_TOL}"""),
+    ]
 
 
 def over_memory_limit(con: duckdb.DuckDBPyConnection, doing: str) -> InputError:
@@ -755,6 +856,10 @@ def validate(con: duckdb.DuckDBPyConnection, run_date: str | None = None) -> Non
             SELECT a.household_id, 'menu ' || a.menu_id || ' has a data problem (' || b.code
                    || '); see exceptions'
             FROM in_accounts a JOIN bad_menus b USING (menu_id)
+            UNION ALL
+            SELECT g.household_id, 'goal ' || g.goal_id || ' is on model ' || g.model_id ||
+                   ', which has a data problem (' || b.code || '); see exceptions'
+            FROM in_goals g JOIN bad_models b USING (model_id)
         ) WHERE household_id IS NOT NULL
         GROUP BY household_id
     """)

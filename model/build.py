@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hearth.model import wash
+from hearth.model.goals import GoalFigures, goal_figures
 from hearth.model.household import (
     EDUCATION,
     HSA,
@@ -50,6 +51,30 @@ DRIFT_TIE_BREAK = 1e-3  # relative step of the drift weights from one class to t
 # tax budget, turnover, no_sell) keeps a wind-down from its pace; far below
 # ELASTIC_PENALTY, so a wind-down never breaks a budget that forced cash relaxes.
 WIND_DOWN_PENALTY = 100.0
+
+
+@dataclass(frozen=True, eq=False)
+class LimitGroups:
+    """The groups of securities a concentration limit applies to (``limit_groups``):
+    one per issuer (a security with no issuer is its own) under the position limit,
+    one per sector under the sector limit, each over the limited securities only.
+    Membership is (group, security) pairs; a security may be in an issuer and a sector."""
+
+    name: tuple[str, ...]  # the issuer (or security id), or "sector <name>"
+    limit: np.ndarray  # exposure dollars per group
+    current: np.ndarray  # exposure dollars per group before trading
+    member_group: np.ndarray  # int per membership
+    member_security: np.ndarray  # int per membership
+
+    @property
+    def concentrated(self) -> np.ndarray:
+        """bool per group: above its limit before trading (within MONEY_TOL is at it)."""
+        return self.current > self.limit + MONEY_TOL
+
+    def exposure(self, by_security: np.ndarray) -> np.ndarray:
+        """Exposure dollars per group, given them per security."""
+        return np.bincount(self.member_group, weights=by_security[self.member_security],
+                           minlength=len(self.name)).astype(np.float64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,13 +104,15 @@ class Derived:
     exposure_weight: np.ndarray  # per account: what a dollar held there counts for in exposure
     start_cash: float  # exposure dollars of cash + contribution - withdrawal, all accounts
     current_by_security: np.ndarray  # exposure dollars per security, every account
-    position_limit: float  # most exposure dollars one security may hold (inf: no limit)
-    limited: np.ndarray  # bool per security: the position limit applies to it
-    concentrated: np.ndarray  # bool per security: above position_limit before trading
+    position_limit: float  # most exposure dollars one issuer may hold (inf: no limit)
+    limited: np.ndarray  # bool per security: a concentration limit applies to it
+    concentrated: np.ndarray  # bool per security: in a group above its limit before trading
+    groups: LimitGroups  # the issuers and sectors a concentration limit applies to
     forced_cash: bool  # a withdrawal or cash shortfall must be met, or a no_hold sale made
     target_value: float
     value: float
     band: float
+    goals: GoalFigures | None = None  # the household's goals tonight (hearth.model.goals)
 
 
 def restriction_masks(hh: Household) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -152,13 +179,58 @@ def exposure_weight(hh: Household, s: ModelSettings) -> np.ndarray:
 
 
 def position_limit(hh: Household, s: ModelSettings, target_value: float) -> float:
-    """The most exposure dollars one security may hold: max_position_share (the
-    household's, else the run's) of the dollars targets apply to; inf at 1 or more.
-    It applies to the securities ``concentration_scope`` names (``Derived.limited``):
-    by default those the household's model does not list (single stocks, legacy
-    holdings), since the model's own funds are its diversified building blocks."""
+    """The most exposure dollars one issuer may hold (a security with no issuer is
+    its own; two share classes of one company, with ``securities.issuer``, are held
+    together): max_position_share (the household's, else the run's) of the dollars
+    targets apply to; inf at 1 or more. It applies to the securities
+    ``concentration_scope`` names (``Derived.limited``): by default those the
+    household's model does not list (single stocks, legacy holdings), since the
+    model's own funds are its diversified building blocks."""
     share = hh.max_position_share if hh.max_position_share is not None else s.max_position_share
     return share * max(target_value, 0.0) if share < 1.0 else np.inf
+
+
+def sector_limit(hh: Household, s: ModelSettings, target_value: float) -> float:
+    """The most exposure dollars the limited securities of one sector
+    (``securities.sector``) may hold together: max_sector_share (the household's, else
+    the run's) of the dollars targets apply to; inf at 1 or more."""
+    share = hh.max_sector_share if hh.max_sector_share is not None else s.max_sector_share
+    return share * max(target_value, 0.0) if share < 1.0 else np.inf
+
+
+def limit_groups(hh: Household, limited: np.ndarray, by_security: np.ndarray,
+                 issuer_limit: float, sector_limit: float) -> LimitGroups:
+    """The concentration groups of the limited securities: per issuer when the
+    position limit is finite, then per sector when the sector limit is, each in the
+    order of its first security (so with no issuers the issuer groups are the
+    securities themselves, in order). A security with no sector is in no sector group."""
+    issuers = hh.issuer if len(hh.issuer) == hh.n_securities else (None,) * hh.n_securities
+    issuer_key = [issuers[i] or hh.security_ids[i] for i in range(hh.n_securities)]
+    names: list[str] = []
+    limits: list[float] = []
+    member_group: list[int] = []
+    member_security: list[int] = []
+    for limit, keys, label in ((issuer_limit, issuer_key, "{}"),
+                               (sector_limit, hh.sector, "sector {}")):
+        if not np.isfinite(limit):
+            continue
+        index: dict[str, int] = {}
+        for i in np.flatnonzero(limited).tolist():
+            key = keys[i]
+            if key is None:
+                continue
+            if key not in index:
+                index[key] = len(names)
+                names.append(label.format(key))
+                limits.append(limit)
+            member_group.append(index[key])
+            member_security.append(i)
+    group = np.array(member_group, dtype=np.int64)
+    security = np.array(member_security, dtype=np.int64)
+    current = np.bincount(group, weights=by_security[security], minlength=len(names))
+    return LimitGroups(name=tuple(names), limit=np.array(limits, dtype=np.float64),
+                       current=current.astype(np.float64), member_group=group,
+                       member_security=security)
 
 
 def positions_after(hh: Household, d: Derived, sell: np.ndarray, buy_account: np.ndarray,
@@ -174,14 +246,15 @@ def positions_after(hh: Household, d: Derived, sell: np.ndarray, buy_account: np
 
 def concentration_shift(hh: Household, d: Derived, sell: np.ndarray, buy_account: np.ndarray,
                         buy_security: np.ndarray, buy_quantity: np.ndarray) -> bool:
-    """Whether a proposal trades a position above the concentration limit, or leaves
-    one above it: the review reason ``concentration`` (a person sees every step of
-    a wind-down)."""
-    if not np.isfinite(d.position_limit):
+    """Whether a proposal trades a position in a group (issuer, sector) above its
+    concentration limit, or leaves a group above it: the review reason
+    ``concentration`` (a person sees every step of a wind-down)."""
+    g = d.groups
+    if len(g.name) == 0:
         return False
-    after = positions_after(hh, d, sell, buy_account, buy_security, buy_quantity)
+    after = g.exposure(positions_after(hh, d, sell, buy_account, buy_security, buy_quantity))
     traded = bool((d.concentrated[hh.lot_security] & (sell > 0)).any())
-    return traded or bool((after[d.limited] > d.position_limit + MONEY_TOL).any())
+    return traded or bool((after > g.limit + MONEY_TOL).any())
 
 
 def cash_needs(hh: Household, needs: NeedWindows | None = None) -> np.ndarray:
@@ -228,8 +301,14 @@ def derive(hh: Household, s: ModelSettings) -> Derived:
     target_value = float(current.sum() + (w * hh.cash).sum()) + float(
         (w * hh.contribution).sum() - (w * hh.withdrawal).sum() + hh.held_away.sum())
     limit = position_limit(hh, s, target_value)
-    limited = np.isfinite(limit) & ((hh.rank == 0) if s.concentration_scope == "unlisted"
-                                    else np.ones(hh.n_securities, dtype=bool))
+    in_scope = (hh.rank == 0) if s.concentration_scope == "unlisted" else np.ones(
+        hh.n_securities, dtype=bool)
+    groups = limit_groups(hh, in_scope, by_security, limit,
+                          sector_limit(hh, s, target_value))
+    limited = np.zeros(hh.n_securities, dtype=bool)
+    limited[groups.member_security] = True
+    concentrated = np.zeros(hh.n_securities, dtype=bool)
+    concentrated[groups.member_security[groups.concentrated[groups.member_group]]] = True
     band = hh.drift_threshold if hh.drift_threshold is not None else s.drift_threshold
     forced_cash = bool((need > 0).any() or (forced & (hh.quantity > 0)).any())
     partial = Derived(
@@ -242,10 +321,12 @@ def derive(hh: Household, s: ModelSettings) -> Derived:
         cash_need=need, needs=needs, current_by_class=current, forced_cash=forced_cash,
         exposure_weight=w, start_cash=float((w * (hh.cash + hh.contribution - hh.withdrawal)).sum()),
         current_by_security=by_security, position_limit=limit, limited=limited,
-        concentrated=limited & (by_security > limit + MONEY_TOL),
+        concentrated=concentrated, groups=groups,
         target_value=target_value, value=value, band=float(band),
     )
-    return dataclasses.replace(partial, tax_coef=tax_on_realized(hh, partial, s))
+    return dataclasses.replace(partial, tax_coef=tax_on_realized(hh, partial, s),
+                               goals=goal_figures(hh, s.goal_glide_floor, s.goal_glide_years, w,
+                                                  held, needs.own_reserved))
 
 
 # -- objective terms: one function each, dollars per unit of a column ----------------------
@@ -348,10 +429,28 @@ def drift_cost(hh: Household, d: Derived, s: ModelSettings, lay: Layout) -> np.n
     return base * (1.0 + DRIFT_TIE_BREAK * k)
 
 
+def goal_drift_cost(hh: Household, d: Derived, s: ModelSettings, lay: Layout) -> np.ndarray:
+    """Each goal's drift columns (hearth.model.goals), priced as the household's
+    (``drift_cost``, class by class) times ``drift_weight_goal``."""
+    if lay.n_goals == 0:
+        return np.zeros(0)
+    return s.drift_weight_goal * np.tile(drift_cost(hh, d, s, lay), lay.n_goals)
+
+
+def goal_drift_upper(d: Derived, lay: Layout) -> np.ndarray:
+    """Upper bounds of the goal drift columns: the in-band parts hold up to the band x
+    the goal's value V_g, the out-of-band parts the rest."""
+    if lay.n_goals == 0 or d.goals is None:
+        return np.zeros(0)
+    in_cap = np.repeat(d.band * np.maximum(d.goals.value, 0.0), lay.n_classes)
+    return np.column_stack([in_cap, np.full(len(in_cap), np.inf), in_cap,
+                            np.full(len(in_cap), np.inf)]).ravel()
+
+
 def concentration_cost(hh: Household, d: Derived, s: ModelSettings, lay: Layout) -> np.ndarray:
-    """Per concentrated security, its two excess columns: ``concentration_weight``
-    per exposure dollar above the position limit, plus WIND_DOWN_PENALTY on what
-    stays above tonight's wind-down allowance (so the position falls by at least
+    """Per concentrated group (issuer, sector), its two excess columns:
+    ``concentration_weight`` per exposure dollar above its limit, plus WIND_DOWN_PENALTY on what
+    stays above tonight's wind-down allowance (so the group falls by at least
     ``concentration_wind_down`` of its excess tonight unless a hard rule, the tax
     budget above all, stops it; the rest waits for the next nights)."""
     n = len(lay.concentrated)
@@ -361,7 +460,8 @@ def concentration_cost(hh: Household, d: Derived, s: ModelSettings, lay: Layout)
 def idle_concentration_cost(d: Derived, s: ModelSettings) -> float:
     """What ``concentration_cost`` charges for trading nothing: every excess dollar
     at the weight, and the part tonight's wind-down asks for at the penalty too."""
-    excess = float(np.maximum(d.current_by_security - d.position_limit, 0.0)[d.concentrated].sum())
+    g = d.groups
+    excess = float(np.maximum(g.current - g.limit, 0.0)[g.concentrated].sum())
     return (s.concentration_weight + s.concentration_wind_down * WIND_DOWN_PENALTY) * excess
 
 
@@ -398,8 +498,8 @@ def rule_no_hold(hh: Household, d: Derived, lots: np.ndarray) -> np.ndarray:
 
 
 def rule_no_buy_concentrated(hh: Household, d: Derived, buy_security: np.ndarray) -> np.ndarray:
-    """Concentration: a security above the position limit is not bought (in any
-    account); below it, ``rows_concentration`` caps buys at the limit."""
+    """Concentration: a security in a group (issuer, sector) above its limit is not
+    bought (in any account); below it, ``rows_concentration`` caps buys at the limit."""
     return d.concentrated[buy_security]
 
 
@@ -445,7 +545,8 @@ def columns(hh: Household, d: Derived, s: ModelSettings) -> Columns:
     buy_account, buy_security = np.nonzero(d.buyable)
     lay = Layout(sell_lot=sell_lot, sell_mult=sell_mult, buy_account=buy_account,
                  buy_security=buy_security, n_accounts=n_a, n_classes=n_k, rows={},
-                 concentrated=np.flatnonzero(d.concentrated))
+                 concentrated=np.flatnonzero(d.groups.concentrated),
+                 n_goals=d.goals.n if d.goals is not None else 0)
     lots = sell_lot
 
     # sells: shares of lot l (times mult)
@@ -482,19 +583,24 @@ def columns(hh: Household, d: Derived, s: ModelSettings) -> Columns:
     trade = (realized_tax_cost(hh, d, s, lay) + trading_cost(hh, d, s, lay)
              + preference_cost(hh, d, s, lay) + tie_break(hh, d, lay))
     loc = location_cost(hh, d, s, lay)
-    # concentration excess per concentrated security: within tonight's wind-down
+    # concentration excess per concentrated group: within tonight's wind-down
     # allowance (1 - f) x excess, and beyond it
-    excess = d.current_by_security[lay.concentrated] - d.position_limit
+    excess = d.groups.current[lay.concentrated] - d.groups.limit[lay.concentrated]
     allowance = (1.0 - s.concentration_wind_down) * excess
     conc_upper = np.column_stack([allowance, np.full(len(excess), np.inf)]).ravel()
 
     n_c = 2 * len(lay.concentrated)
-    rest = np.zeros(n_a + 4 * n_k + n_c)
+    goal_upper = goal_drift_upper(d, lay)
+    n_gd = len(goal_upper)
+    rest = np.zeros(n_a + 4 * n_k + n_gd + n_c)
     cost = np.concatenate([trade + loc, np.zeros(n_a), drift_cost(hh, d, s, lay),
+                           goal_drift_cost(hh, d, s, lay),
                            concentration_cost(hh, d, s, lay)])
-    lower = np.concatenate([sell_lower, np.zeros(len(buy_account)), cash_lower, np.zeros(4 * n_k),
+    lower = np.concatenate([sell_lower, np.zeros(len(buy_account)), cash_lower,
+                            np.zeros(4 * n_k + n_gd),
                             np.zeros(n_c)])
-    upper = np.concatenate([sell_upper, buy_upper, cash_upper, drift_upper, conc_upper])
+    upper = np.concatenate([sell_upper, buy_upper, cash_upper, drift_upper, goal_upper,
+                            conc_upper])
     integer = np.zeros(len(cost), dtype=bool)
     if s.whole_shares:
         integer[: len(lots)] = whole
@@ -542,14 +648,22 @@ def rows_cash_balance(hh: Household, d: Derived, lay: Layout) -> RowBlock:
 def target_dollars(hh: Household, d: Derived) -> np.ndarray:
     """Exposure dollars each class aims at: the target weights of V less the cash held
     for cash needs, plus that cash in the cash class (hearth.model.needs): the reserve
-    is not idle cash for drift to invest, and the rest is held at its weights."""
-    if not d.needs.any:
+    is not idle cash for drift to invest, and the rest is held at its weights. With
+    goals (hearth.model.goals), the blend: each goal's target dollars, and the
+    household's weights over what no goal holds."""
+    g = d.goals
+    has_goals = g is not None and g.any
+    if not d.needs.any and not has_goals:
         return hh.target * d.target_value
     w = d.exposure_weight
     reserved = float((w * d.needs.own_reserved).sum()
                      + d.needs.pool_reserved)  # (funding accounts are taxable: weight 1)
-    out = hh.target * max(d.target_value - reserved, 0.0)
+    in_goals = float((g.value - g.reserved).sum()) if g is not None and has_goals else 0.0
+    out = hh.target * max(d.target_value - reserved - in_goals, 0.0)
     out[hh.cash_class] += reserved
+    if g is not None and has_goals:
+        out += g.target.sum(axis=0)
+        out[hh.cash_class] -= float(g.reserved.sum())  # (already in ``reserved``)
     return out
 
 
@@ -576,37 +690,86 @@ def rows_exposure(hh: Household, d: Derived, lay: Layout) -> RowBlock:
     )
 
 
-def rows_concentration(hh: Household, d: Derived, lay: Layout) -> RowBlock | None:
-    """Per security above the position limit: post-trade exposure - excess <= limit
-    (the excess columns priced by ``concentration_cost``); per other security that
-    may be bought: post-trade exposure <= limit, so a buy never takes a position
-    above it (met by buying nothing). Exposure dollars as in ``rows_exposure``."""
-    if not np.isfinite(d.position_limit):
+def rows_goal_exposure(hh: Household, d: Derived, lay: Layout) -> RowBlock | None:
+    """Per goal and asset class (goal-major): the post-trade value of the goal's
+    accounts in the class - its target dollars = over - under, dollars at each
+    account's exposure weight as in ``rows_exposure`` (hearth.model.goals)."""
+    g = d.goals
+    if g is None or lay.n_goals == 0:
         return None
+    lots, sell_cols, dollars = _sell_parts(hh, d, lay)
+    n_k = lay.n_classes
+    w = d.exposure_weight
+    lot_goal = g.account[hh.lot_account[lots]]
+    sell = lot_goal >= 0
+    buy_goal = g.account[lay.buy_account]
+    buy = np.flatnonzero(buy_goal >= 0)
+    cash = np.flatnonzero(g.account >= 0)
+    n_rows = lay.n_goals * n_k
+    rhs = (g.target - g.current).ravel()
+    return RowBlock(
+        family="goal_exposure", lower=rhs, upper=rhs.copy(),
+        row=np.concatenate([lot_goal[sell] * n_k + hh.asset_class[hh.lot_security[lots[sell]]],
+                            buy_goal[buy] * n_k + hh.asset_class[lay.buy_security[buy]],
+                            g.account[cash] * n_k + hh.cash_class,
+                            np.repeat(np.arange(n_rows), 4)]).astype(np.int64),
+        col=np.concatenate([sell_cols[sell], lay.buy0 + buy, lay.cash0 + cash,
+                            lay.goal_drift0 + np.arange(4 * n_rows)]).astype(np.int64),
+        val=np.concatenate([-dollars[sell] * w[hh.lot_account[lots[sell]]],
+                            hh.price[lay.buy_security[buy]] * w[lay.buy_account[buy]],
+                            w[cash], np.tile([-1.0, -1.0, 1.0, 1.0], n_rows)]),
+    )
+
+
+def rows_concentration(hh: Household, d: Derived, lay: Layout) -> RowBlock | None:
+    """Per group (issuer, sector: ``LimitGroups``) above its limit: post-trade
+    exposure of its securities - excess <= limit (the excess columns priced by
+    ``concentration_cost``); per other group with a security that may be bought:
+    post-trade exposure <= limit, so a buy never takes a group above it (met by
+    buying nothing). Exposure dollars as in ``rows_exposure``; a trade enters the row
+    of every group its security is in."""
+    g = d.groups
     bought = np.zeros(hh.n_securities, dtype=bool)
     bought[lay.buy_security] = True
-    secs = np.flatnonzero(d.concentrated | (bought & d.limited))
-    if len(secs) == 0:
+    has_buy = np.zeros(len(g.name), dtype=bool)
+    has_buy[g.member_group[bought[g.member_security]]] = True
+    groups = np.flatnonzero(g.concentrated | has_buy)
+    if len(groups) == 0:
         return None
-    row_of = np.full(hh.n_securities, -1, dtype=np.int64)
-    row_of[secs] = np.arange(len(secs))
+    row_of = np.full(len(g.name), -1, dtype=np.int64)
+    row_of[groups] = np.arange(len(groups))
     lots, sell_cols, dollars = _sell_parts(hh, d, lay)
     w = d.exposure_weight
-    s_l = hh.lot_security[lots]
-    sell = row_of[s_l] >= 0
-    buy = np.flatnonzero(row_of[lay.buy_security] >= 0)
+    keep = row_of[g.member_group] >= 0
+    sell, sell_row = _group_rows(hh.lot_security[lots], g.member_security[keep],
+                                 row_of[g.member_group[keep]], hh.n_securities)
+    buy, buy_row = _group_rows(lay.buy_security, g.member_security[keep],
+                               row_of[g.member_group[keep]], hh.n_securities)
     n_c = len(lay.concentrated)
-    room = d.position_limit - d.current_by_security[secs]  # (a position within MONEY_TOL of
-    return RowBlock(                                        # the limit is at it, not above)
-        family="concentration", lower=np.full(len(secs), -np.inf),
-        upper=np.where(d.concentrated[secs], room, np.maximum(room, 0.0)),
-        row=np.concatenate([row_of[s_l[sell]], row_of[lay.buy_security[buy]],
-                            np.repeat(row_of[lay.concentrated], 2)]),
+    room = g.limit[groups] - g.current[groups]  # (a group within MONEY_TOL of the
+    return RowBlock(                             # limit is at it, not above)
+        family="concentration", lower=np.full(len(groups), -np.inf),
+        upper=np.where(g.concentrated[groups], room, np.maximum(room, 0.0)),
+        row=np.concatenate([sell_row, buy_row, np.repeat(row_of[lay.concentrated], 2)]),
         col=np.concatenate([sell_cols[sell], lay.buy0 + buy, lay.n_base + np.arange(2 * n_c)]),
         val=np.concatenate([-dollars[sell] * w[hh.lot_account[lots[sell]]],
                             hh.price[lay.buy_security[buy]] * w[lay.buy_account[buy]],
                             -np.ones(2 * n_c)]),
     )
+
+
+def _group_rows(security: np.ndarray, member_security: np.ndarray, member_row: np.ndarray,
+                n_securities: int) -> tuple[np.ndarray, np.ndarray]:
+    """(item, row) pairs: each item (a column, by its ``security``) once per row of a
+    group its security is in, in item order."""
+    order = np.argsort(member_security, kind="stable")
+    rows = member_row[order]
+    count = np.bincount(member_security, minlength=n_securities)
+    start = np.cumsum(count) - count
+    k = count[security]
+    item = np.repeat(np.arange(len(security)), k)
+    within = np.arange(len(item)) - np.repeat(np.cumsum(k) - k, k)
+    return item, rows[start[security][item] + within]
 
 
 def rows_cash_needs(hh: Household, d: Derived, lay: Layout) -> RowBlock | None:
@@ -675,7 +838,7 @@ def rows_whole_lot(hh: Household, d: Derived, lay: Layout) -> RowBlock | None:
 
 
 ROW_FAMILIES = (rows_cash_balance, rows_exposure, rows_tax_budget, rows_turnover, rows_whole_lot,
-                rows_concentration, rows_cash_needs)
+                rows_concentration, rows_cash_needs, rows_goal_exposure)
 
 
 # -- elastic slacks, for explaining infeasibility ------------------------------------------

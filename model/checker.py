@@ -86,13 +86,18 @@ L = ``cash_need_lead_days`` and R = ``cash_reserve_days``:
 Concentration
 -------------
 With a position limit (``households.max_position_share``, else the configured one;
-1 is none), no buy leaves a limited security (one the household's model does not
-list, rank 0, or every security with scope ``all``) above limit x V: V is the
-household's holdings and cash + contributions - withdrawals + held-away, and a
-security's position its shares in every account after the proposal times price,
-with a traditional account's dollars at (1 - retirement_rate) when the exposure
-basis is ``after_tax``. A position left above the limit without buying is no
-violation (it is wound down over nights).
+1 is none), no buy leaves a limited issuer above limit x V; with a sector limit
+(``households.max_sector_share``, else the configured one), no buy leaves a limited
+sector above sector limit x V. The limited securities are those the household's
+model does not list (rank 0), or every security with scope ``all``; an issuer's
+position is that of its limited securities together (``securities.issuer``; a
+security with none is its own issuer), a sector's that of its limited securities
+with that ``securities.sector``. V is the household's holdings and cash +
+contributions - withdrawals + held-away, and a security's position its shares in
+every account after the proposal times price, with a traditional account's
+dollars at (1 - retirement_rate) when the exposure basis is ``after_tax``. A
+group left above its limit without buying into it is no violation (it is wound
+down over nights).
 
 Broker-ready quantities
 -----------------------
@@ -148,6 +153,7 @@ class CheckRules:
     cash_need_lead_days: int = 5  # cash needs due within this many days must be in cash
     cash_reserve_days: int = 90  # ... within this many, the cash held for them is kept
     max_position_share: float = 1.0  # concentration limit (the household's column wins)
+    max_sector_share: float = 1.0  # sector concentration limit (likewise)
     concentration_scope: str = "unlisted"  # "unlisted" (by the model) or "all"
     exposure_basis: str = "pre_tax"  # "after_tax": traditional dollars at 1 - retirement_rate
 
@@ -538,28 +544,40 @@ def _exact_integer(x: np.ndarray) -> np.ndarray:
 def concentration_violations(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
                              buy_security: np.ndarray, buy_quantity: np.ndarray,
                              rules: CheckRules) -> list[Violation]:
-    """No buy takes a limited security above the position limit (module docstring)."""
+    """No buy takes a limited issuer or sector above its limit (module docstring)."""
     share = hh.max_position_share if hh.max_position_share is not None else rules.max_position_share
-    if share >= 1.0 or len(buy_quantity) == 0:
+    sector_share = (hh.max_sector_share if hh.max_sector_share is not None
+                    else rules.max_sector_share)
+    if (share >= 1.0 and sector_share >= 1.0) or len(buy_quantity) == 0:
         return []
     w = np.ones(hh.n_accounts)
     if rules.exposure_basis == "after_tax":
         w = np.where(hh.account_type == TRADITIONAL, 1.0 - hh.retirement_rate, 1.0)
     held = hh.quantity * hh.price[hh.lot_security] * w[hh.lot_account]
-    limit = share * max(float(held.sum() + (w * (hh.cash + hh.contribution - hh.withdrawal)).sum()
-                              + hh.held_away.sum()), 0.0)
+    value = max(float(held.sum() + (w * (hh.cash + hh.contribution - hh.withdrawal)).sum()
+                      + hh.held_away.sum()), 0.0)
     after = np.zeros(hh.n_securities)
     np.add.at(after, hh.lot_security, (hh.quantity - sell) * hh.price[hh.lot_security]
               * w[hh.lot_account])
     np.add.at(after, buy_security, buy_quantity * hh.price[buy_security] * w[buy_account])
     limited = (hh.rank == 0) if rules.concentration_scope == "unlisted" else np.ones(
         hh.n_securities, dtype=bool)
+    issuer = [(hh.issuer[s] if len(hh.issuer) == hh.n_securities else None) or hh.security_ids[s]
+              for s in range(hh.n_securities)]
     v = []
     for s in np.unique(buy_security[buy_quantity > 0]):
-        if limited[s] and after[s] > limit + MONEY_TOL:
-            v.append(Violation("concentration", hh.security_ids[s],
-                               f"bought to ${after[s]:,.2f}, above the position limit "
-                               f"{share:.2%} of ${limit / share:,.2f} = ${limit:,.2f}"))
+        for kind, key, sh, what in (("position", issuer, share, "issuer"),
+                                    ("sector", hh.sector, sector_share, "sector")):
+            if not limited[s] or sh >= 1.0 or key[s] is None:
+                continue
+            members = [m for m in range(hh.n_securities) if limited[m] and key[m] == key[s]]
+            total = float(after[members].sum())
+            if total > sh * value + MONEY_TOL:
+                group = "" if kind == "position" and members == [s] else (
+                    f"{what} {key[s]} ({', '.join(hh.security_ids[m] for m in members)}) ")
+                v.append(Violation("concentration", hh.security_ids[s],
+                                   f"{group}bought to ${total:,.2f}, above the {kind} limit "
+                                   f"{sh:.2%} of ${value:,.2f} = ${sh * value:,.2f}"))
     return v
 
 

@@ -118,6 +118,18 @@ class Household:
     need_amount: np.ndarray = field(default_factory=lambda: np.zeros(0))
     # most of the household's value one security may be (None: the run's default)
     max_position_share: float | None = None
+    # goals (contract 2.1, optional; hearth.model.goals): sleeves of accounts, each with
+    # its own target weights per class and, optionally, a horizon it glides to
+    goal_ids: tuple[str, ...] = ()
+    goal_account: np.ndarray = field(  # [n_a] goal index of each account, -1 for none
+        default_factory=lambda: np.zeros(0, dtype=np.int64))
+    goal_target: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # [n_g, n_k]
+    goal_horizon: np.ndarray = field(  # [n_g] NaT: no horizon (or a glide path's own)
+        default_factory=lambda: np.zeros(0, dtype="datetime64[D]"))
+    # concentration groups (contract 2.1): each security's issuer (None: the security is
+    # its own), and the most of the household's value one sector may be (None: the run's)
+    issuer: tuple[str | None, ...] = ()
+    max_sector_share: float | None = None
 
     # -- derived figures every consumer agrees on -------------------------------------
     @property
@@ -200,7 +212,8 @@ def make_household(
         txn_account=None, txn_security=None, txn_quantity=None,
         need_ids=(), need_account=np.zeros(0, dtype=np.int64),
         need_due=np.zeros(0, dtype="datetime64[D]"), need_amount=np.zeros(0),
-        max_position_share=None,
+        max_position_share=None, issuer=(None,) * n_s, max_sector_share=None,
+        goal_ids=(), goal_account=None, goal_target=None, goal_horizon=None,
     )
     unknown = set(optional) - set(defaults)
     if unknown:
@@ -216,6 +229,16 @@ def make_household(
     defaults["need_account"] = np.asarray(defaults["need_account"], dtype=np.int64)
     defaults["need_due"] = np.asarray(defaults["need_due"], dtype="datetime64[D]")
     defaults["need_amount"] = np.asarray(defaults["need_amount"], dtype=np.float64)
+    n_g = len(defaults["goal_ids"])
+    defaults["goal_ids"] = tuple(defaults["goal_ids"])
+    goal_fills: tuple[tuple[str, np.ndarray, Any], ...] = (
+        ("goal_account", np.full(n_a, -1), np.int64),
+        ("goal_target", np.zeros((n_g, n_k)), np.float64),
+        ("goal_horizon", np.full(n_g, np.datetime64("NaT", "D")), "datetime64[D]"))
+    for name, goal_fill, goal_dtype in goal_fills:
+        given = defaults[name]
+        defaults[name] = np.asarray(goal_fill if given is None else given, dtype=goal_dtype)
+    defaults["issuer"] = tuple(defaults["issuer"])
     return Household(
         household_id=household_id,
         run_date=np.datetime64(str(run_date), "D"),

@@ -46,10 +46,14 @@ class ModelSettings:
     cash_need_lead_days: int = 5  # cash needs due within this many days are raised today
     cash_reserve_days: int = 90  # ... within this many, the cash held for them is kept
     exposure_basis: str = "pre_tax"  # "after_tax": traditional dollars count at (1 - retirement_rate)
-    max_position_share: float = 1.0  # most of household value one security may be (1: no limit)
+    max_position_share: float = 1.0  # most of household value one issuer may be (1: no limit)
+    max_sector_share: float = 1.0  # most of household value one sector may be (1: no limit)
     concentration_weight: float = 0.1  # objective dollars per dollar of a position above the limit
     concentration_wind_down: float = 0.25  # share of tonight's excess that must go tonight
     concentration_scope: str = "unlisted"  # securities limited: "unlisted" (by the model) or "all"
+    drift_weight_goal: float = 1.0  # goal drift priced at the drift weights times this
+    goal_glide_years: float = 10.0  # a goal with a horizon de-risks over its last ... years
+    goal_glide_floor: float = 0.2  # ... to this invested (non-cash) share at the horizon
 
     @property
     def discount(self) -> float:
@@ -74,8 +78,10 @@ class Layout:
     """Which column is which. Columns come in this order: sells (one per lot in a
     tradable account, plus whole-lot columns under whole shares), buys (account x
     security), final cash per account, drift (over-in, over-out, under-in,
-    under-out per class), concentration excess (two per concentrated security),
-    then elastic slacks when asked for."""
+    under-out per class), concentration excess (two per concentrated group),
+    then elastic slacks when asked for. With goals (hearth.model.goals), each goal's
+    drift columns (the same four parts per class, goal by goal) follow the household's,
+    before ``n_base``: every drift column is in ``drift0 .. n_base``."""
 
     sell_lot: np.ndarray  # lot index of each sell column
     sell_mult: np.ndarray  # shares per unit of each sell column
@@ -85,9 +91,11 @@ class Layout:
     n_classes: int
     rows: dict[str, tuple[int, int]]  # family -> [start, stop)
     elastic: dict[str, np.ndarray] = field(default_factory=dict)  # family -> slack columns
-    # securities over the concentration limit, each with two excess columns from
-    # ``n_base`` on: within tonight's wind-down allowance, and beyond it
+    # concentration groups (issuers, sectors: ``build.LimitGroups``) over their limit,
+    # each with two excess columns from ``n_base`` on: within tonight's wind-down
+    # allowance, and beyond it
     concentrated: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    n_goals: int = 0
 
     @property
     def n_sell(self) -> int:
@@ -106,8 +114,12 @@ class Layout:
         return self.cash0 + self.n_accounts
 
     @property
-    def n_base(self) -> int:
+    def goal_drift0(self) -> int:
         return self.drift0 + 4 * self.n_classes
+
+    @property
+    def n_base(self) -> int:
+        return self.goal_drift0 + 4 * self.n_classes * self.n_goals
 
     def concentration_cols(self, part: int) -> np.ndarray:
         """part: 0 excess within tonight's wind-down allowance, 1 beyond it."""
@@ -116,6 +128,10 @@ class Layout:
     def drift_cols(self, part: int) -> np.ndarray:
         """part: 0 over-in, 1 over-out, 2 under-in, 3 under-out."""
         return self.drift0 + 4 * np.arange(self.n_classes) + part
+
+    def goal_drift_cols(self, part: int) -> np.ndarray:
+        """Like ``drift_cols``, for every goal x class (goal-major)."""
+        return self.goal_drift0 + 4 * np.arange(self.n_goals * self.n_classes) + part
 
 
 @dataclass(frozen=True, eq=False)

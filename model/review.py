@@ -16,7 +16,7 @@ def review_reasons(*, status: str, turnover: float, tax_due: float, largest_orde
                    value: float, restricted_traded: bool, t: ReviewThresholds,
                    budget_overrun: bool = False, solver_limit: bool = False,
                    min_trade_fallback: bool = False, wash_sale: bool = False,
-                   concentration: bool = False) -> list[str]:
+                   concentration: bool = False, goal_drift: bool = False) -> list[str]:
     """Reasons to route a household to a human; empty means it may auto-execute."""
     why = []
     if status not in ("traded", "no_trade"):
@@ -37,6 +37,8 @@ def review_reasons(*, status: str, turnover: float, tax_due: float, largest_orde
         why.append("min_trade_fallback")
     if wash_sale:  # a cash need forced a loss sale that replacement shares wash
         why.append("wash_sale")
-    if concentration:  # a position above the concentration limit is traded or still held
+    if concentration:  # a group (issuer, sector) above its limit is traded or still held
         why.append("concentration")
+    if goal_drift:  # a goal (hearth.model.goals) ends outside its band
+        why.append("goal_drift")
     return why

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hearth.model import wash
+from hearth.model import goals, wash
 from hearth.model.build import (
     DRIFT_TIE_BREAK,
     Derived,
@@ -172,6 +172,12 @@ def drift_by_class(hh: Household, d: Derived, holdings_by_class: np.ndarray,
     return exposure - target_dollars(hh, d)
 
 
+def goal_out_of_band(hh: Household, d: Derived) -> bool:
+    """Whether a goal's class is outside the band before trading (hearth.model.goals)."""
+    g = d.goals
+    return g is not None and goals.out_of_band(g, goals.drift_before(hh, g), d.band, MONEY_TOL)
+
+
 def material_cash_flow(hh: Household, d: Derived, s: ModelSettings) -> bool:
     """A contribution large enough to be an order of its own (a $1 contribution
     changes no decision), a withdrawal, or cash outside its bounds by any amount:
@@ -185,12 +191,13 @@ def material_cash_flow(hh: Household, d: Derived, s: ModelSettings) -> bool:
 
 
 def must_trade(hh: Household, d: Derived, s: ModelSettings) -> list[str]:
-    """Reasons that oblige a trade whatever it is worth: out-of-band drift, a
-    material cash flow, a no_hold position, a position above the concentration
-    limit that can be sold."""
+    """Reasons that oblige a trade whatever it is worth: out-of-band drift (of the
+    household, or of a goal whose drift is priced), a material cash flow, a no_hold
+    position, a position above the concentration limit that can be sold."""
     why: list[str] = []
     dev = drift_by_class(hh, d, d.current_by_class, d.start_cash)
-    if (np.abs(dev) > d.band * d.target_value + MONEY_TOL).any():
+    if ((np.abs(dev) > d.band * d.target_value + MONEY_TOL).any()
+            or (s.drift_weight_goal > 0 and goal_out_of_band(hh, d))):
         why.append("drift")
     if material_cash_flow(hh, d, s):
         why.append("cash_flow")
@@ -213,6 +220,9 @@ def benefit_bounds(hh: Household, d: Derived, s: ModelSettings) -> dict[str, flo
     account where its class has the least drag."""
     dev = drift_by_class(hh, d, d.current_by_class, d.start_cash)
     drift = float(np.abs(dev).sum() * s.drift_weight_in)
+    if d.goals is not None and d.goals.any:
+        drift += float(np.abs(goals.drift_before(hh, d.goals)).sum()
+                       * s.drift_weight_in * s.drift_weight_goal)
     sellable = d.lot_tradable & ~d.no_sell[hh.lot_account, hh.lot_security]
     # (W1-blocked lots count: clearing their group's recent lots may free them)
     harvest = float((np.maximum(-d.tax_coef, 0.0) * hh.quantity)[sellable].sum() * s.tax_weight)
@@ -280,7 +290,8 @@ class _Run:
         # so location cannot change how much of a class is held through them either
         self.exposure_objective = 0.0
         if s.objective == "lexicographic":
-            self.out_cols = np.concatenate([lay.drift_cols(1), lay.drift_cols(3)])
+            self.out_cols = np.concatenate([lay.drift_cols(1), lay.drift_cols(3),
+                                            lay.goal_drift_cols(1), lay.goal_drift_cols(3)])
             self.slack = s.lexicographic_tolerance * max(value, 1.0)
             self.cap_row = lp.n_row
             solver.add_rows(np.array([-np.inf]), np.array([np.inf]), np.array([0], dtype=np.int32),
@@ -431,7 +442,8 @@ def canonical_untaxed_sells(hh: Household, d: Derived, sell: np.ndarray,
     """In a tax-advantaged account every lot of a security is worth the same to sell,
     so which lots the solver picked is an accident of its path: sell the same total
     from the lots in their stable order instead (a warm and a cold start then write
-    the same rows)."""
+    the same rows). Recent lots (possible wash replacements) keep what the solve
+    sells of them; the others are laid out around them."""
     untaxed = ~d.lot_taxable & (sell > 0)
     if not untaxed.any():
         return sell
@@ -440,8 +452,11 @@ def canonical_untaxed_sells(hh: Household, d: Derived, sell: np.ndarray,
     key = hh.lot_account * hh.n_securities + hh.lot_security
     for k in np.unique(key[untaxed]):
         lots = np.flatnonzero((key == k) & ~d.lot_taxable)
-        if d.forced_sell[lots].any() or recent[lots].any():
-            continue  # no_hold sells them all anyway; a recent lot may be a wash replacement
+        if d.forced_sell[lots].any():
+            continue  # no_hold sells them all anyway
+        # a recent lot may be a wash replacement: what the solve sells of it stands, and
+        # only the other lots' total is laid out in their stable order
+        lots = lots[~recent[lots]]
         total = float(sell[lots].sum())
         filled = np.minimum(hh.quantity[lots], np.maximum(
             total - (np.cumsum(hh.quantity[lots]) - hh.quantity[lots]), 0.0))
@@ -1032,7 +1047,19 @@ def do_nothing_cost(hh: Household, d: Derived, s: ModelSettings) -> float:
     step = 1.0 + DRIFT_TIE_BREAK * np.arange(len(dev))  # as drift_cost prices each class
     return float(s.drift_weight_in * (step * inside).sum()
                  + s.drift_weight_out * (step * (np.abs(dev) - inside)).sum()
-                 + idle_concentration_cost(d, s))
+                 + idle_concentration_cost(d, s) + idle_goal_drift_cost(hh, d, s))
+
+
+def idle_goal_drift_cost(hh: Household, d: Derived, s: ModelSettings) -> float:
+    """What ``goal_drift_cost`` charges for trading nothing."""
+    g = d.goals
+    if g is None or not g.any:
+        return 0.0
+    dev = np.abs(goals.drift_before(hh, g))
+    inside = np.minimum(dev, (d.band * np.maximum(g.value, 0.0))[:, None])
+    step = 1.0 + DRIFT_TIE_BREAK * np.arange(dev.shape[1])
+    return float(s.drift_weight_goal * (s.drift_weight_in * (step * inside).sum()
+                                        + s.drift_weight_out * (step * (dev - inside)).sum()))
 
 
 def proposal_cost(lp: LinearProgram, x: np.ndarray) -> float:

@@ -1,6 +1,6 @@
 """Warm starts by stable identity: a household's saved basis is keyed by what its
-columns and rows mean (lot id, account x security, class and drift part, row
-family and key), never by their position, so the next night, with new lots, lots
+columns and rows mean (lot id, account x security, class and drift part, goal,
+class and drift part, row family and key), never by their position, so the next night, with new lots, lots
 sold, aged lots and moved prices, still starts from last night's basis where the
 variables are the same.
 
@@ -51,9 +51,13 @@ def column_key(hh: Household, lp: LinearProgram, j: int) -> str:
                 f"{SEP}{hh.security_ids[lay.buy_security[b]]}")
     if j < lay.drift0:
         return f"c{SEP}{hh.account_ids[j - lay.cash0]}"
-    if j < lay.n_base:
+    if j < lay.goal_drift0:
         k, part = divmod(j - lay.drift0, 4)
         return f"d{SEP}{hh.classes[k]}{SEP}{part}"
+    if j < lay.n_base:  # a goal's drift (hearth.model.goals)
+        gk, part = divmod(j - lay.goal_drift0, 4)
+        g, k = divmod(gk, lay.n_classes)
+        return f"g{SEP}{hh.goal_ids[g]}{SEP}{hh.classes[k]}{SEP}{part}"
     for family, cols in lay.elastic.items():
         hit = np.flatnonzero(cols == j)
         if len(hit):
@@ -72,6 +76,9 @@ def row_keys(hh: Household, lp: LinearProgram) -> list[str]:
                 what = hh.account_ids[i]
             elif family == "exposure":
                 what = hh.classes[i]
+            elif family == "goal_exposure":
+                g, k = divmod(i, len(hh.classes))
+                what = f"{hh.goal_ids[g]}{SEP}{hh.classes[k]}"
             elif family == "whole_lot":
                 what = hh.lot_ids[rest_lots[i]]
             else:
@@ -123,6 +130,7 @@ class _Columns:
         self._account = {a: i for i, a in enumerate(hh.account_ids)}
         self._security = {s: i for i, s in enumerate(hh.security_ids)}
         self._class = {c: i for i, c in enumerate(hh.classes)}
+        self._goal = {g: i for i, g in enumerate(hh.goal_ids)}
         self._buy = {(int(a), int(s)): lay.buy0 + b for b, (a, s) in
                      enumerate(zip(lay.buy_account.tolist(), lay.buy_security.tolist()))}
 
@@ -144,6 +152,10 @@ class _Columns:
         if kind == "d":
             k = self._class.get(what[0])
             return None if k is None else lay.drift0 + 4 * k + int(what[1])
+        if kind == "g":
+            g, k = self._goal.get(what[0]), self._class.get(what[1])
+            return (None if g is None or k is None
+                    else lay.goal_drift0 + 4 * (g * lay.n_classes + k) + int(what[2]))
         if kind == "e":
             cols = lay.elastic.get(what[0])
             i = int(what[1])

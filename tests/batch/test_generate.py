@@ -42,7 +42,7 @@ def test_the_same_seed_writes_the_same_bytes(book, tmp_path):
     again = str(tmp_path / "again")
     generate(again, N, seed=4, bad_fraction=0.0)
     assert _digests(again) == _digests(book)
-    assert len(_digests(book)) == 15  # every input table the realistic profile fills
+    assert len(_digests(book)) == 17  # every input table the realistic profile fills
     other = str(tmp_path / "other")
     generate(other, N, seed=5, bad_fraction=0.0)
     assert _digests(other)["lots.parquet"] != _digests(book)["lots.parquet"]
