@@ -972,7 +972,12 @@ def _lines_at_the_minimum(run: _Run, hh: Household, lp: LinearProgram, sells: li
     """Raise each small line to the minimum order: a buy by its lower bound, a sell
     line (all its lots) by a row ``shares sold >= minimum / price``, so the solve
     picks the lots; a sell line whose lots cannot reach the minimum closes the
-    position. Returns the columns whose bounds changed."""
+    position where they are all of it, and sells nothing where some of it may not
+    be sold (a W1-blocked loss lot, say: selling the rest would be a small order that
+    does not close the position); where another rule already sells some of them (a
+    cleared W1 pool, no_hold), the lots an earlier repair zeroed are given back to
+    reach the minimum, or short of it to close the position, as far as the model
+    allows. Returns the columns whose bounds changed."""
     lay = lp.layout
     changed = []
     for c in buys:
@@ -983,8 +988,25 @@ def _lines_at_the_minimum(run: _Run, hh: Household, lp: LinearProgram, sells: li
     for group in sells:
         mult = lay.sell_mult[group]
         p = hh.price[hh.lot_security[lay.sell_lot[group[0]]]]
-        if float((upper[group] * mult).sum()) * p < floor_value:
-            lower[group] = upper[group]  # the minimum is out of reach: close the position
+        reach = float((upper[group] * mult).sum())
+        if reach * p < floor_value:  # the minimum is out of reach
+            position = float(hh.quantity[np.unique(lay.sell_lot[group])].sum()) * (1 - QTY_RTOL)
+            if reach >= position:
+                lower[group] = upper[group]  # close the position
+            elif (lower[group] > 0).any():
+                # a lot another rule sells (a cleared W1 pool, no_hold) stays sold: the
+                # lots an earlier repair zeroed are given back, to reach the minimum or,
+                # short of it, to close the position, as far as the model lets them
+                natural = float((lp.upper[group] * mult).sum())
+                if natural * p >= floor_value:
+                    upper[group] = np.maximum(upper[group], lp.upper[group])
+                    rows.append((group, mult))
+                elif natural >= position:
+                    lower[group] = upper[group] = lp.upper[group]
+                else:
+                    lower[group] = upper[group]
+            else:
+                lower[group] = upper[group] = 0.0  # no sale
             changed.extend(group.tolist())
         else:
             rows.append((group, mult))

@@ -240,3 +240,15 @@ def test_a_large_cash_need_is_funded_on_time_with_less_tax_than_selling_on_the_d
     assert hearth["tax_at_rates"] < naive["tax_at_rates"] - 10_000, got
     assert hearth["cg_tax_paid_whole_run"] < naive["cg_tax_paid_whole_run"], got
     assert result["hearth"]["cash_violations"] == 0
+
+
+def test_two_months_of_a_150_household_book_pass_the_checker_everywhere(tmp_path):
+    """Every household-month of the simulated book's first two runs is traded or
+    no_trade: no proposal fails the independent checker (a minimum-order repair that
+    gave back a cleared W1 pool's lot once made two of them washed loss sales)."""
+    book = build_book(150, seed=1)
+    result = simulate.simulate_path(book, "flat", 1, 1, RunConfig(), 1, str(tmp_path), True, 0.05,
+                                    False, months=2, log=open(os.devnull, "w"))
+    assert set(result["hearth_statuses"]) <= {"traded", "no_trade"}, result["hearth_failures"]
+    assert sum(result["hearth_statuses"].values()) == 300
+    assert result["hearth"]["oversells"] == 0 and result["hearth"]["cash_violations"] == 0

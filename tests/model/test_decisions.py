@@ -387,3 +387,32 @@ def test_reinvested_dividends_in_two_accounts_are_both_sold_to_free_a_loss(house
     assert p.sell[:3].tolist() == pytest.approx([5_000.0, 0.9, 1.0])
     assert p.disallowed_loss.sum() == 0.0
     assert check_proposal(hh, *_args(p), CheckRules(), disallowed_loss=p.disallowed_loss) == []
+
+
+def test_a_line_that_can_neither_reach_the_minimum_nor_close_is_not_sold(household, solver):
+    # X: three $2 loss lots that a $2 lot bought 10 days ago would wash (W1 blocks them)
+    # and that recent lot; the household is overweight stocks and X is the rank-2 fund,
+    # so the LP sells the recent lot first: a $2 order. Account b must raise $10 for its
+    # min_cash from Z (a $10 order that cannot be zeroed), so zeroing every small line
+    # at once fails and the lines are raised to the $25 minimum. X's sellable lots ($2)
+    # cannot reach it, and selling them does not close the position (the loss lots stay):
+    # before, that line was pinned as "closing the position", stayed a $2 order below the
+    # minimum, and sent the household to binaries. It is not sold.
+    hh = household(account_ids=("a", "b"), account_type=[TAXABLE, TAXABLE],
+                   min_cash=[0.0, 10.0],
+                   security_ids=("X", "Y", "Z"), asset_class=[0, 0, 0],
+                   price=[100.0, 100.0, 100.0], classes=("stocks", "cash"), target=[0.5, 0.5],
+                   wash_group=[0, 1, 2], wash_groups=("X", "Y", "Z"), rank=[2, 1, 1],
+                   lot_ids=("x1", "x2", "x3", "x-recent", "y", "z1", "z2", "z3"),
+                   lot_account=[0, 0, 0, 0, 0, 1, 1, 1], lot_security=[0, 0, 0, 0, 1, 2, 2, 2],
+                   quantity=[0.02, 0.02, 0.02, 0.02, 50.0, 0.1, 0.1, 0.1],
+                   cost_basis=[3.0, 3.0, 3.0, 2.0, 5_000.0, 10.0, 10.0, 10.0],
+                   acquired=["2024-01-02"] * 3 + ["2026-11-10", "2020-01-02"] + ["2020-01-02"] * 3)
+    s = ModelSettings(min_trade_value=25.0)
+    out = solve_household(hh, s, solver)
+    p = out.proposal
+    assert out.status == "traded" and out.min_trade_binaries == 0 and not out.min_trade_fallback
+    assert p.sell[:4].sum() == 0.0  # no X
+    assert p.sell[5:].sum() * 100.0 >= 25.0 - 1e-9  # Z's order raised to the minimum
+    assert check_proposal(hh, *_args(p), CheckRules(min_trade_value=25.0),
+                          disallowed_loss=p.disallowed_loss) == []
