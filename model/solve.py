@@ -585,13 +585,15 @@ def resolve_either_or(run: _Run, hh: Household, d: Derived, lp: LinearProgram,
                 return res, n
             a, sec = trips[0]
             buy = lay.buy0 + np.flatnonzero((lay.buy_account == a) & (lay.buy_security == sec))
-            sell = np.flatnonzero((hh.lot_account[lay.sell_lot] == a)
-                                  & (hh.lot_security[lay.sell_lot] == sec)
-                                  & (lower[: lay.n_sell] <= 0))
-            if len(sell) == 0:  # a forced sale: only the buy can go
+            position = ((hh.lot_account[lay.sell_lot] == a)
+                        & (hh.lot_security[lay.sell_lot] == sec))
+            forced = position & (lower[: lay.n_sell] > 0)
+            if forced.any():
+                # a sale another rule makes (no_hold, a cleared W1 pool) stays whatever the
+                # other sells do: only the buy can go, or the trip comes back every round
                 sides = (buy, buy)
             else:
-                sides = (buy, sell)
+                sides = (buy, np.flatnonzero(position))
         n += 1
         chosen = _either_or(run, lower, upper, sides)
         if chosen is None:
