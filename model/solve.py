@@ -935,6 +935,9 @@ def repair_small_lines(run: _Run, hh: Household, d: Derived, s: ModelSettings,
                                       s.min_trade_value + 2 * MONEY_TOL)
         run.solver.set_bounds(up_to, lower[up_to], upper[up_to])
         raised = run.solve()
+        if raised.status == SolveStatus.OPTIMAL:  # a raised line may meet a W3 or round trip
+            raised, more = resolve_either_or(run, hh, d, lp, raised, lower, upper)
+            n_conflicts += more
         if raised.status != SolveStatus.OPTIMAL:
             lower[up_to] = 0.0
             run.solver.set_bounds(up_to, lower[up_to], upper[up_to])
