@@ -358,12 +358,7 @@ def _override_and_preference_checks(run_date: str | None) -> list[tuple[str, str
                OR (action <> 'hold_security' AND (security_id IS NOT NULL
                                                   OR account_id IS NOT NULL))
                OR {blank.format(c="reason")} OR {blank.format(c="author")}"""),
-        ("overrides", "unknown_household", f"""
-            SELECT NULL, account_id, override_id, 'household_id ''' ||
-                   coalesce(household_id, 'null') || ''' is not in households; fix the id or '
-                   || 'drop the override'
-            FROM {live} WHERE household_id IS NULL OR household_id NOT IN
-                 (SELECT household_id FROM in_households WHERE household_id IS NOT NULL)"""),
+        _unknown_household("overrides", live, "account_id", "override_id", "override"),
         ("overrides", "unknown_security", f"""
             SELECT household_id, account_id, override_id, 'security_id ''' || security_id ||
                    ''' is not in securities; fix the id'
@@ -389,12 +384,8 @@ def _override_and_preference_checks(run_date: str | None) -> list[tuple[str, str
                    || 'one row per household, class and security (or vehicle)'
             FROM in_product_preferences p WHERE household_id IS NOT NULL
             GROUP BY household_id, asset_class, security_id, vehicle HAVING count(*) > 1"""),
-        ("product_preferences", "unknown_household", f"""
-            SELECT NULL, NULL, {_PREF_RECORD}, 'household_id ''' ||
-                   coalesce(household_id, 'null') || ''' is not in households; fix the id or '
-                   || 'drop the preference'
-            FROM in_product_preferences p WHERE household_id IS NULL OR household_id NOT IN
-                 (SELECT household_id FROM in_households WHERE household_id IS NOT NULL)"""),
+        _unknown_household("product_preferences", "in_product_preferences p", "NULL",
+                           _PREF_RECORD, "preference"),
         ("product_preferences", "unknown_security", f"""
             SELECT household_id, NULL, {_PREF_RECORD}, 'security_id ''' || security_id ||
                    ''' is not in securities; fix the id'
@@ -612,6 +603,18 @@ def _checks(run_date: str | None) -> list[tuple[str, str, str]]:
     ]
 
 
+def _unknown_household(table: str, source: str, account: str, record: str,
+                       what: str) -> tuple[str, str, str]:
+    """The check, in the shape of ``_checks``, that a row of an optional per-household
+    table names a household of ``households`` (``source``: the table as read, with an
+    alias if the other arguments use one)."""
+    return (table, "unknown_household", f"""
+        SELECT NULL, {account}, {record}, 'household_id ''' || coalesce(household_id, 'null')
+               || ''' is not in households; fix the id or drop the {what}'
+        FROM {source} WHERE household_id IS NULL OR household_id NOT IN
+             (SELECT household_id FROM in_households WHERE household_id IS NOT NULL)""")
+
+
 # A cash-need record: its need_id, else household_id/account_id (or 'household')/due_date
 _NEED_RECORD = ("coalesce(n.need_id, n.household_id || '/' || coalesce(n.account_id, "
                 "'household') || '/' || coalesce(n.due_date::VARCHAR, 'null'))")
@@ -622,12 +625,8 @@ def _cash_need_checks() -> list[tuple[str, str, str]]:
     household (the amount's rules are in NUMBER_RULES). A due date already past is
     no error: the need counts as due now (docs/data-contract.md, cash_needs)."""
     return [
-        ("cash_needs", "unknown_household", f"""
-            SELECT NULL, n.account_id, {_NEED_RECORD}, 'household_id ''' ||
-                   coalesce(n.household_id, 'null') || ''' is not in households; fix the id '
-                   || 'or drop the need'
-            FROM in_cash_needs n WHERE n.household_id IS NULL OR n.household_id NOT IN
-                 (SELECT household_id FROM in_households WHERE household_id IS NOT NULL)"""),
+        _unknown_household("cash_needs", "in_cash_needs n", "n.account_id", _NEED_RECORD,
+                           "need"),
         ("cash_needs", "invalid_cash_need", f"""
             SELECT n.household_id, n.account_id, {_NEED_RECORD},
                    'due_date is missing; give the date the cash is paid out'
@@ -677,12 +676,7 @@ def _goal_checks() -> list[tuple[str, str, str]]:
             SELECT g.household_id, g.account_id, {_GOAL_RECORD},
                    'goal_id is missing; give every goal an id (one row per account in it)'
             FROM in_goals g WHERE coalesce(trim(g.goal_id), '') = ''"""),
-        ("goals", "unknown_household", f"""
-            SELECT NULL, g.account_id, {_GOAL_RECORD}, 'household_id ''' ||
-                   coalesce(g.household_id, 'null') || ''' is not in households; fix the id '
-                   || 'or drop the goal'
-            FROM in_goals g WHERE g.household_id IS NULL OR g.household_id NOT IN
-                 (SELECT household_id FROM in_households WHERE household_id IS NOT NULL)"""),
+        _unknown_household("goals", "in_goals g", "g.account_id", _GOAL_RECORD, "goal"),
         ("goals", "unknown_account", f"""
             SELECT g.household_id, g.account_id, {_GOAL_RECORD},
                    CASE WHEN g.account_id IS NULL THEN 'account_id is missing'
