@@ -13,7 +13,11 @@ Prints where the time goes (read, assemble, build, solve, check, report, write),
 households per second, model sizes, and, on the same households:
 
 * the floor: HiGHS ``run()`` alone on each household's first model (passModel and
-  everything around it excluded), on a sample of households that need a solve;
+  everything around it excluded), on a sample of households that need a solve; the
+  first model is the one hearth solves, interchangeable lots pooled
+  (``hearth.model.pool``), and the per-lot model's bare solve is printed beside it;
+* per household, in this process on the floor sample: CPU from the household's
+  arrays to its checked proposal (p50, p90, p99, max, HiGHS's share);
 * cvxpy: the same models (the same constraint matrix, bounds and costs) built as
   cvxpy problems and solved with HiGHS, on a smaller sample;
 * hearth in-process on those same households (model build, all solves including
@@ -48,6 +52,7 @@ from hearth.cluster import executor_for  # noqa: E402
 from hearth.model.build import build, derive  # noqa: E402
 from hearth.model.checker import check_proposal  # noqa: E402
 from hearth.model.highs import Solver  # noqa: E402
+from hearth.model.pool import pool_untaxed_lots  # noqa: E402
 from hearth.model.solve import blocking_conflicts, reasons_to_trade, solve_household  # noqa: E402
 
 
@@ -57,8 +62,11 @@ def peak_rss_mb() -> float:
     return max(own, children) / 1024.0
 
 
-def sample_models(path: str, n: int, settings, run_date: str = DEFAULT_AS_OF):
-    """The first ``n`` households of the book that need a solve, with their LPs."""
+def sample_models(path: str, n: int, settings, run_date: str = DEFAULT_AS_OF, *,
+                  per_lot: bool = False):
+    """The first ``n`` households of the book that need a solve, with the first LP
+    hearth solves for each: interchangeable lots pooled (``hearth.model.pool``), or
+    with ``per_lot`` one column per lot as before pooling."""
     out = []
     for item in book_households(path, run_date=run_date):
         hh = item.household
@@ -67,7 +75,11 @@ def sample_models(path: str, n: int, settings, run_date: str = DEFAULT_AS_OF):
         d = derive(hh, settings)
         if blocking_conflicts(hh, d) or not reasons_to_trade(hh, d, settings):
             continue
-        out.append((hh, build(hh, settings, d)))
+        pools = None if per_lot else pool_untaxed_lots(hh, settings.wash_sale_days,
+                                                       settings.whole_shares)
+        model_hh = hh if pools is None else pools.household
+        d_model = d if pools is None else derive(model_hh, settings)
+        out.append((hh, build(model_hh, settings, d_model)))
         if len(out) >= n:
             break
     return out
@@ -110,18 +122,24 @@ def cvxpy_seconds(models) -> float:
     return (time.perf_counter() - t0) / len(models)
 
 
-def hearth_seconds(models, config: RunConfig) -> float:
+def hearth_household_seconds(models, config: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per household, in this process: CPU seconds of everything hearth does between
+    its inputs and its checked proposal (derive, pool, build, every solve, either/or
+    and minimum-trade handling, extract, check), and HiGHS's share of it."""
     if not models:
-        return float("nan")
+        return np.zeros(0), np.zeros(0)
     solver = Solver()
     settings, rules = config.model_settings(), config.check_rules()
-    t0 = time.perf_counter()
+    cpu, highs = [], []
     for hh, _ in models:
+        t0 = time.process_time()
         o = solve_household(hh, settings, solver)
         p = o.proposal
         check_proposal(hh, p.sell, p.buy_account, p.buy_security, p.buy_quantity,
                        p.final_cash, rules)
-    return (time.perf_counter() - t0) / len(models)
+        cpu.append(time.process_time() - t0)
+        highs.append(o.solve_seconds)
+    return np.array(cpu), np.array(highs)
 
 
 def _finite(x):
@@ -164,9 +182,17 @@ def main() -> None:
     settings = config.model_settings()
     floor_models = sample_models(path, args.floor_sample, settings, args.run_date)
     floor_per_solved = bare_solve_seconds(floor_models)
+    per_lot_models = sample_models(path, args.floor_sample, settings, args.run_date,
+                                   per_lot=True)
+    per_lot_floor = bare_solve_seconds(per_lot_models)
+    del per_lot_models
     cvx_models = floor_models[: args.cvxpy_sample]
     cvx = cvxpy_seconds(cvx_models)
-    hearth_sample = hearth_seconds(cvx_models, config)
+    hh_cpu, hh_highs = hearth_household_seconds(floor_models, config)
+    hearth_sample = float(hh_cpu[: len(cvx_models)].mean()) if len(cvx_models) else float("nan")
+    pct = {f"p{q}": round(1e3 * float(np.percentile(hh_cpu, q)), 2) for q in (50, 90, 99)} \
+        if len(hh_cpu) else {}
+    pct["max"] = round(1e3 * float(hh_cpu.max()), 2) if len(hh_cpu) else None
 
     n = summary.households
     solved_share = manifest["households_solved"] / n
@@ -192,8 +218,15 @@ def main() -> None:
           f"{np.median(cols):.0f} columns x {np.median(rows):.0f} rows, max {max(cols)} columns")
     print(f"floor: bare HiGHS run() {1e3 * floor_per_solved:.3f} ms per solved household; "
           f"{solved_share:.0%} of households need a solve -> {1e3 * floor_per_hh:.3f} ms per household")
+    print(f"  (the same households' per-lot LPs, before pooling interchangeable lots: "
+          f"{1e3 * per_lot_floor:.3f} ms per solved household)")
     print(f"hearth end to end: {1e3 * cpu_per_hh:.3f} CPU-ms per household -> "
           f"floor_ratio {floor_ratio:.2f}")
+    if len(hh_cpu):
+        print(f"per household in-process (derive to checked proposal), {len(hh_cpu)} households: "
+              f"CPU ms p50 {pct['p50']}, p90 {pct['p90']}, p99 {pct['p99']}, max {pct['max']}; "
+              f"HiGHS {hh_highs.sum() / hh_cpu.sum():.0%} of it; "
+              f"over 100 ms: {int((hh_cpu > 0.1).sum())}, over 1 s: {int((hh_cpu > 1.0).sum())}")
     print(f"cvxpy + HiGHS on {len(cvx_models)} of the same models: {1e3 * cvx:.3f} ms per household; "
           f"hearth on them (build, all solves, check): {1e3 * hearth_sample:.3f} ms "
           f"-> cvxpy_ratio {cvx / hearth_sample:.1f}")
@@ -207,6 +240,10 @@ def main() -> None:
         "bare_solve_ms_per_solved_household": round(1e3 * floor_per_solved, 4),
         "solved_share": round(solved_share, 4),
         "floor_ratio": round(floor_ratio, 2),
+        "bare_solve_ms_per_solved_household_per_lot_lp": round(1e3 * per_lot_floor, 4),
+        "household_cpu_ms": pct,
+        "household_highs_share": round(float(hh_highs.sum() / hh_cpu.sum()), 3)
+        if len(hh_cpu) else None,
         "cvxpy_ms_per_household": round(1e3 * cvx, 3),
         "hearth_ms_per_household_on_cvxpy_sample": round(1e3 * hearth_sample, 3),
         "cvxpy_ratio": round(cvx / hearth_sample, 2),

@@ -46,6 +46,7 @@ from hearth.model.build import (
 from hearth.model.highs import Solver, SolverError, SolveResult, SolveStatus
 from hearth.model.household import TAXABLE, Household
 from hearth.model.lp import LinearProgram, ModelSettings
+from hearth.model.pool import LotPools, pool_untaxed_lots
 from hearth.model.tax import tax_due
 from hearth.model.tolerances import MONEY_TOL, QTY_RTOL
 from hearth.model.warm import WarmStart, basis_statuses, map_basis, save_basis
@@ -475,11 +476,19 @@ def extract(hh: Household, d: Derived, lp: LinearProgram, x: np.ndarray, s: Mode
     sell = np.minimum(sell, q)
     if not s.whole_shares:  # (whole shares keep the solver's integer lots)
         sell = canonical_untaxed_sells(hh, d, sell, s.wash_sale_days)
-    buy = x[lay.buy0: lay.cash0]
-    sell, buy = broker_quantities(hh, sell, buy, lay.buy_security, s)
-    price = hh.price[lay.buy_security]
+    return proposal_from(hh, d, s, sell, lay.buy_account, lay.buy_security,
+                         x[lay.buy0: lay.cash0])
+
+
+def proposal_from(hh: Household, d: Derived, s: ModelSettings, sell: np.ndarray,
+                  buy_account: np.ndarray, buy_security: np.ndarray, buy: np.ndarray
+                  ) -> Proposal:
+    """The proposal as written: broker-ready quantities, buys worth less than dust
+    dropped, final cash from the quantities, washed losses measured."""
+    sell, buy = broker_quantities(hh, sell, buy, buy_security, s)
+    price = hh.price[buy_security]
     keep = buy * price > DUST
-    ba, bs, bq = lay.buy_account[keep], lay.buy_security[keep], buy[keep]
+    ba, bs, bq = buy_account[keep], buy_security[keep], buy[keep]
     washed = wash.disallowed_losses(hh, d.gain_per_share, sell, bs, bq, s.wash_sale_days)
     return Proposal(sell=sell, buy_account=ba, buy_security=bs, buy_quantity=bq,
                     final_cash=final_cash(hh, sell, ba, bs, bq),
@@ -1234,7 +1243,29 @@ def solve_household(hh: Household, s: ModelSettings, solver: Solver,
         message = no_trade_is_provable(hh, d, s)
         if message is not None:
             return Outcome("no_trade", message, Proposal.empty(hh), derived=d)
+    # Interchangeable lots (hearth.model.pool) are solved as one; their sales are
+    # spread back over the lots before anything is written or checked.
+    pools = pool_untaxed_lots(hh, s.wash_sale_days, s.whole_shares)
+    if pools is None:
+        return _solve(hh, d, s, solver, warm)
+    out = _solve(pools.household, derive(pools.household, s), s, solver, warm)
+    return unpool(hh, d, s, pools, out)
 
+
+def unpool(hh: Household, d: Derived, s: ModelSettings, pools: LotPools, out: Outcome
+           ) -> Outcome:
+    """``out``, solved on the pooled household, for the household's own lots."""
+    p = out.proposal
+    if not p.sell.any() and not len(p.buy_quantity):
+        proposal = dataclasses.replace(Proposal.empty(hh), final_cash=p.final_cash)
+    else:
+        proposal = proposal_from(hh, d, s, pools.spread(hh, p.sell), p.buy_account,
+                                 p.buy_security, p.buy_quantity)
+    return dataclasses.replace(out, proposal=proposal, derived=d)
+
+
+def _solve(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
+           warm: WarmStart | None) -> Outcome:
     lp = build(hh, s, d)
     try:
         out = _solve_built(hh, d, s, solver, lp, warm)
