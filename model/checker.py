@@ -742,13 +742,13 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
         np.add.at(held, lot_cell, q)
         sold_pos = np.zeros_like(held)
         np.add.at(sold_pos, lot_cell, sell)
-        for a, s in zip(*np.nonzero(sold_pos > 0)):
-            order_value = sold_pos[a, s] * hh.price[s]
-            closes = bool(is_dust(held[a, s] - sold_pos[a, s], rules.dust_shares))
-            if order_value < rules.min_trade_value - MONEY_TOL and not closes:
-                v.append(Violation("min_trade", f"{hh.account_ids[a]}/{hh.security_ids[s]}",
-                                   f"sell order of ${order_value:,.2f} is below the minimum "
-                                   f"${rules.min_trade_value:,.2f}"))
+        order_value = sold_pos * hh.price[None, :]
+        closes = is_dust(held - sold_pos, rules.dust_shares)
+        small = (sold_pos > 0) & (order_value < rules.min_trade_value - MONEY_TOL) & ~closes
+        for a, s in zip(*np.nonzero(small)):
+            v.append(Violation("min_trade", f"{hh.account_ids[a]}/{hh.security_ids[s]}",
+                               f"sell order of ${order_value[a, s]:,.2f} is below the minimum "
+                               f"${rules.min_trade_value:,.2f}"))
         for j in _where(buy_quantity * hh.price[buy_security] < rules.min_trade_value - MONEY_TOL):
             v.append(Violation("min_trade", buy_record(j),
                                f"buy order of ${buy_quantity[j] * hh.price[buy_security[j]]:,.2f}"
