@@ -59,6 +59,7 @@ MIN_TRADE_ROUNDS = 6  # binaries added per round for the lines still below the m
 MIN_TRADE_TARGETED_ROUNDS = 2  # ... and after two targeted rounds, for every line at once
 MIN_TRADE_REPAIR_ROUNDS = 8  # LP rounds before binaries: each costs two cheap re-solves
 TAX_BUDGET_ROUNDS = 3  # tightening the budget row converges in one or two
+MIN_TRADE_SETTLE_ROUNDS = 2  # a minimum-order repair after the budget, then the budget again
 W1_CLEARING_TRIALS = 4  # groups per household whose pool is worth a trial solve
 
 
@@ -286,6 +287,7 @@ class _Run:
         self.exposure_slack = s.location_exposure_tolerance * max(value, 1.0)
         self.first_basis: tuple[np.ndarray, np.ndarray] | None = None
         self.minimum_rows: list[int] = []  # rows raising sell lines to the minimum order
+        self.tax_budget_bound: float | None = None  # the budget row as settled so far
         self.cost = lp.cost.copy()  # the costs the solver holds
         # the last solve's objective before location: either/or choices are made on it,
         # so location cannot change how much of a class is held through them either
@@ -304,6 +306,9 @@ class _Run:
         self.solver.load(self.lp)
         self.minimum_rows = []
         self.cost = self.lp.cost.copy()
+        if self.tax_budget_bound is not None:  # the budget as settled, not as built
+            self.solver.set_row_bounds(self.lp.layout.rows["tax_budget"][0], -np.inf,
+                                       self.tax_budget_bound)
         if self.cap_row is not None:
             self.solver.add_rows(np.array([-np.inf]), np.array([np.inf]),
                                  np.array([0], dtype=np.int32), self.out_cols.astype(np.int32),
@@ -1052,7 +1057,10 @@ def settle_tax_budget(run: _Run, hh: Household, d: Derived, s: ModelSettings,
     if hh.tax_budget is None or "tax_budget" not in lp.layout.rows:
         return res
     row = lp.layout.rows["tax_budget"][0]
-    bound = float(lp.row_upper[row])
+    # a second settling (after a minimum-order repair) goes on from where the first left
+    # the row: from the model's own bound it would undo the first and run out of rounds
+    bound = (run.tax_budget_bound if run.tax_budget_bound is not None
+             else float(lp.row_upper[row]))
     slack = lp.layout.elastic.get("tax_budget")  # where forced cash lets the budget give way
     for _ in range(TAX_BUDGET_ROUNDS):
         if res.status != SolveStatus.OPTIMAL:
@@ -1064,6 +1072,7 @@ def settle_tax_budget(run: _Run, hh: Household, d: Derived, s: ModelSettings,
             return res
         bound -= due - allowed
         run.solver.set_row_bounds(row, -np.inf, bound)
+        run.tax_budget_bound = bound
         res = run.solve()
     lay = lp.layout
     gains = np.flatnonzero(d.lot_taxable[lay.sell_lot] & (d.gain_per_share[lay.sell_lot] > 0)
@@ -1170,8 +1179,35 @@ def _solve_stages(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
     if s.min_trade_value > 0:
         res, n_binaries, more, fallback = enforce_min_trade(run, hh, d, s, lp, res, lower, upper)
         n_wash += more
-    # settling the budget re-solves, which may meet a new either/or conflict, whose
-    # resolution may move the tax again: alternate until neither changes anything
+    res, more = settle_budget_and_either_or(run, hh, d, s, lp, res, lower, upper)
+    n_wash += more
+    for _ in range(MIN_TRADE_SETTLE_ROUNDS):
+        if not (s.min_trade_value > 0 and res.status == SolveStatus.OPTIMAL
+                and any(min_trade_violations(hh, lp, res.x, s.min_trade_value))):
+            break
+        # the budget or either/or re-solves put a line below the minimum again; its
+        # repair may move the tax by cents, so the budget is settled once more
+        res, more_binaries, more, more_fallback = enforce_min_trade(run, hh, d, s, lp, res,
+                                                                    lower, upper)
+        n_binaries += more_binaries
+        n_wash += more
+        fallback |= more_fallback
+        settled, more = settle_budget_and_either_or(run, hh, d, s, lp, res, lower, upper)
+        n_wash += more
+        if settled.status != SolveStatus.OPTIMAL:
+            break  # the repaired lines leave no room: the checker judges the repair as is
+        res = settled
+    return _Stages(res, run, lower, upper, n_wash, n_binaries, fallback, warm_started, saved,
+                   first_seconds)
+
+
+def settle_budget_and_either_or(run: _Run, hh: Household, d: Derived, s: ModelSettings,
+                                lp: LinearProgram, res: SolveResult, lower: np.ndarray,
+                                upper: np.ndarray) -> tuple[SolveResult, int]:
+    """Settling the budget re-solves, which may meet a new either/or conflict, whose
+    resolution may move the tax again: alternate until neither changes anything.
+    Returns (result, either/or conflicts met)."""
+    n_wash = 0
     for _ in range(TAX_BUDGET_ROUNDS):
         res = settle_tax_budget(run, hh, d, s, lp, res, lower, upper)
         if s.wash_sale_method == "mip":
@@ -1180,16 +1216,7 @@ def _solve_stages(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
         n_wash += more
         if not more:
             break
-    if (s.min_trade_value > 0 and res.status == SolveStatus.OPTIMAL
-            and any(min_trade_violations(hh, lp, res.x, s.min_trade_value))):
-        # the budget or either/or re-solves put a line below the minimum again
-        res, more_binaries, more, more_fallback = enforce_min_trade(run, hh, d, s, lp, res,
-                                                                    lower, upper)
-        n_binaries += more_binaries
-        n_wash += more
-        fallback |= more_fallback
-    return _Stages(res, run, lower, upper, n_wash, n_binaries, fallback, warm_started, saved,
-                   first_seconds)
+    return res, n_wash
 
 
 def round_whole_shares(hh: Household, d: Derived, s: ModelSettings, lp: LinearProgram,
