@@ -130,6 +130,17 @@ class LocalExecutor:
         # the processes are ended directly, then the pool notices and shuts down.
         procs = list((getattr(pool, "_processes", None) or {}).values())
         end_processes(procs)
+        # A worker ended while it was sending a shard's result leaves half a message in
+        # the result pipe, and the pool's manager thread blocked reading the rest: this
+        # process holds the pipe's other end, so no end-of-file would ever come and the
+        # shutdown below (and the interpreter's exit) would wait for that thread forever.
+        # Closing our end lets the read fail; the pool then counts itself broken and ends.
+        writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+        if writer is not None:
+            try:
+                writer.close()
+            except OSError:
+                pass
         pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> LocalExecutor:
