@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 
 from hearth.io.shards import ShardTables
 from hearth.model.household import (
@@ -40,6 +41,48 @@ def _runs(keys: np.ndarray) -> dict[str, tuple[int, int]]:
     starts = np.concatenate([[0], edges])
     stops = np.concatenate([edges, [len(keys)]])
     return {keys[s]: (int(s), int(e)) for s, e in zip(starts, stops)}
+
+
+def _codes(table: pa.Table, column: str) -> tuple[np.ndarray, list]:
+    """A string column as (an integer code per row, the distinct values by code)."""
+    col = table.column(column)
+    if len(col) == 0:
+        return np.zeros(0, dtype=np.int64), []
+    enc = col.combine_chunks().dictionary_encode()
+    codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, enc.dictionary.to_pylist()
+
+
+def _code_runs(codes: np.ndarray, names: list) -> dict[str, tuple[int, int]]:
+    """``_runs`` over a column given as codes (rows sorted by it)."""
+    if len(codes) == 0:
+        return {}
+    edges = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+    starts = np.concatenate([[0], edges])
+    stops = np.concatenate([edges, [len(codes)]])
+    return {names[codes[s]]: (int(s), int(e)) for s, e in zip(starts, stops) if codes[s] >= 0}
+
+
+def _rows_in(values: pa.ChunkedArray, of: pa.ChunkedArray) -> np.ndarray:
+    """Each value's row in ``of`` (-1 where it has none)."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64)
+    rows = pa.compute.index_in(values, value_set=of.combine_chunks())
+    return rows.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _lot_accounts(rows: np.ndarray, a0: int, a1: int) -> np.ndarray:
+    """A household's lots' account indices from their rows in ``accounts``."""
+    if ((rows < a0) | (rows >= a1)).any():  # validation sets such a household aside
+        raise KeyError("a lot's account is not one of the household's accounts")
+    return rows - a0
+
+
+def _local(rows: np.ndarray, ref_rows: np.ndarray) -> np.ndarray:
+    """The index in ``rows`` (reference rows of the household's securities, distinct)
+    of each of ``ref_rows`` (all of which are in it)."""
+    order = np.argsort(rows, kind="stable")
+    return order[np.searchsorted(rows[order], ref_rows)].astype(np.int64)
 
 
 _NO_DAY = np.iinfo(np.int64)
@@ -371,8 +414,20 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
     a_max = acc.column("max_cash").fill_null(np.inf).to_numpy(zero_copy_only=False)
     a_tradable, a_menu = _np(acc, "tradable"), _np(acc, "menu_id")
     lots = t["lots"]
-    l_hh, l_id, l_acct, l_sec = (_np(lots, c) for c in
-                                 ("household_id", "lot_id", "account_id", "security_id"))
+    l_id = _np(lots, "lot_id")
+    # the lots' other keys as integers, never as millions of Python strings: the
+    # household by dictionary code, the account as its row in ``accounts`` (a
+    # household's accounts are rows a0..a1, so row - a0 is the account's index), the
+    # security as its row in the reference table (-1 for one it does not have)
+    l_hh_code, l_hh_names = _codes(lots, "household_id")
+    l_acct_row = _rows_in(lots.column("account_id"), acc.column("account_id"))
+    l_sec_code, l_sec_names = _codes(lots, "security_id")
+    ref_ids: list[str] = [""] * len(ref.price)  # reference row -> security_id
+    for sid, row in ref.security_index.items():
+        ref_ids[row] = sid
+    # (a null security has code -1: the appended -1 is its reference row)
+    l_sec_ref = np.array([ref.security_index.get(x, -1) for x in l_sec_names] + [-1],
+                         dtype=np.int64)[l_sec_code]
     l_qty = _np(lots, "quantity").astype(np.float64)
     l_basis = np.maximum(_np(lots, "cost_basis").astype(np.float64), 0.0)
     l_date = _np(lots, "acquired_date").astype("datetime64[D]")
@@ -405,13 +460,14 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
     model_glide = glide_targets(t["model_glide_paths"], "model_id", run_date)
     household_glide = glide_targets(t["household_glide_paths"], "household_id", run_date)
     runs = {name: _runs(keys) for name, keys in (
-        ("accounts", a_hh), ("lots", l_hh), ("tx", t_hh), ("ha", ha_hh), ("ht", ht_hh),
+        ("accounts", a_hh), ("tx", t_hh), ("ha", ha_hh), ("ht", ht_hh),
         ("rs", np.asarray(r_cols["household_id"], dtype=object)),
         ("ov", np.asarray(o_cols["household_id"], dtype=object)),
         ("pp", np.asarray(p_cols["household_id"], dtype=object)),
         ("cn", np.asarray(n_cols["household_id"], dtype=object)),
         ("gl", np.asarray(g_cols["household_id"], dtype=object)),
         ("gt", np.asarray(gt_cols["household_id"], dtype=object)))}
+    runs["lots"] = _code_runs(l_hh_code, l_hh_names)
     empty = (0, 0)
 
     def _cash_needs(hid: str, acct_index: dict[str, int]) -> dict[str, object]:
@@ -466,7 +522,12 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
         ranks = preferred_ranks(ref.model_ranks.get(model_id, {}), [
             (p_cols["asset_class"][j], p_cols["security_id"][j], p_cols["vehicle"][j],
              p_cols["rank"][j]) for j in range(p0, p1)], ref)
-        held = l_sec[l0:l1]
+        held_ref = l_sec_ref[l0:l1]
+        if (held_ref < 0).any():  # validation sets such a household aside
+            code = int(l_sec_code[l0 + int(np.argmax(held_ref < 0))])
+            raise KeyError(f"security {l_sec_names[code] if code >= 0 else None!r} of a lot "
+                           "is not in securities")
+        held = [ref_ids[r] for r in np.unique(held_ref).tolist()]
         universe = sorted(set(held) | set(ranks) | set(t_sec[t0:t1]))  # preferred ones in ranks
         # unknown held securities were caught by validation; unknown transaction
         # securities cannot share a wash group with anything held, so they drop out
@@ -529,8 +590,8 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
             asset_class=np.array([class_index[k] for k in sec_class], dtype=np.int64),
             price=ref.price[rows], classes=classes, target=target,
             lot_ids=tuple(l_id[l0:l1]),
-            lot_account=np.array([acct_index[a] for a in l_acct[l0:l1]], dtype=np.int64),
-            lot_security=np.array([sec_index[s] for s in held], dtype=np.int64),
+            lot_account=_lot_accounts(l_acct_row[l0:l1], a0, a1),
+            lot_security=_local(rows, held_ref),
             quantity=l_qty[l0:l1], cost_basis=l_basis[l0:l1], acquired=l_date[l0:l1],
             ordinary_rate=cols["ordinary_rate"][i], qualified_div_rate=cols["qualified_div_rate"][i],
             retirement_rate=cols["retirement_rate"][i],

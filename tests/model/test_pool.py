@@ -97,6 +97,11 @@ def test_nothing_pools_under_whole_shares_or_in_taxable_accounts(monthly_ira, ho
     assert pool_untaxed_lots(taxable, 30, whole_shares=False) is None
     roth = dataclasses.replace(hh, account_type=np.array([TAXABLE, ROTH], dtype=np.int8))
     assert pool_untaxed_lots(roth, 30, whole_shares=False) is not None
+    # a few lots: the smaller model would not pay for pooling (MIN_COLUMNS_SAVED)
+    few = monthly_ira(lot_ids=hh.lot_ids[:12], lot_account=hh.lot_account[:12],
+                      lot_security=hh.lot_security[:12], quantity=hh.quantity[:12],
+                      cost_basis=hh.cost_basis[:12], acquired=[str(d) for d in hh.acquired[:12]])
+    assert pool_untaxed_lots(few, 30, whole_shares=False) is None
 
 
 def test_spread_fills_in_order_and_sells_whole_lots_whole(monthly_ira):
