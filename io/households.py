@@ -33,14 +33,17 @@ def _np(table: pa.Table, column: str) -> np.ndarray:
     return table.column(column).to_numpy(zero_copy_only=False)
 
 
-def _runs(keys: np.ndarray) -> dict[str, tuple[int, int]]:
-    """household_id -> [start, stop) over an array sorted by household."""
+def _runs(keys: np.ndarray, names: list | None = None) -> dict[str, tuple[int, int]]:
+    """household_id -> [start, stop) over an array sorted by household. With ``names``,
+    ``keys`` are integer codes into it (``_codes``; -1, a null, has no run)."""
     if len(keys) == 0:
         return {}
     edges = np.flatnonzero(keys[1:] != keys[:-1]) + 1
     starts = np.concatenate([[0], edges])
     stops = np.concatenate([edges, [len(keys)]])
-    return {keys[s]: (int(s), int(e)) for s, e in zip(starts, stops)}
+    if names is None:
+        return {keys[s]: (int(s), int(e)) for s, e in zip(starts, stops)}
+    return {names[keys[s]]: (int(s), int(e)) for s, e in zip(starts, stops) if keys[s] >= 0}
 
 
 def _codes(table: pa.Table, column: str) -> tuple[np.ndarray, list]:
@@ -51,16 +54,6 @@ def _codes(table: pa.Table, column: str) -> tuple[np.ndarray, list]:
     enc = col.combine_chunks().dictionary_encode()
     codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     return codes, enc.dictionary.to_pylist()
-
-
-def _code_runs(codes: np.ndarray, names: list) -> dict[str, tuple[int, int]]:
-    """``_runs`` over a column given as codes (rows sorted by it)."""
-    if len(codes) == 0:
-        return {}
-    edges = np.flatnonzero(codes[1:] != codes[:-1]) + 1
-    starts = np.concatenate([[0], edges])
-    stops = np.concatenate([edges, [len(codes)]])
-    return {names[codes[s]]: (int(s), int(e)) for s, e in zip(starts, stops) if codes[s] >= 0}
 
 
 def _rows_in(values: pa.ChunkedArray, of: pa.ChunkedArray) -> np.ndarray:
@@ -467,7 +460,7 @@ def households(shard: ShardTables, run_date: np.datetime64, ref: Reference
         ("cn", np.asarray(n_cols["household_id"], dtype=object)),
         ("gl", np.asarray(g_cols["household_id"], dtype=object)),
         ("gt", np.asarray(gt_cols["household_id"], dtype=object)))}
-    runs["lots"] = _code_runs(l_hh_code, l_hh_names)
+    runs["lots"] = _runs(l_hh_code, l_hh_names)
     empty = (0, 0)
 
     def _cash_needs(hid: str, acct_index: dict[str, int]) -> dict[str, object]:
