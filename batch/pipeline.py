@@ -8,6 +8,7 @@ row and an ``exceptions`` row.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import traceback
@@ -23,7 +24,7 @@ from hearth.io.contract import EXCEPTIONS_SCHEMA, HOUSEHOLD_RESULTS_SCHEMA, TRAD
 from hearth.io.households import households, reference
 from hearth.io.shards import read_shard
 from hearth.io.warm import read_warm
-from hearth.io.write import WARM_SCHEMA
+from hearth.io.write import WARM_SCHEMA, stage_tables
 from hearth.model.build import Derived, concentration_shift, derive
 from hearth.model.checker import check_proposal
 from hearth.model.estimates import estimate
@@ -45,7 +46,7 @@ STAGES = ("read", "assemble", "build", "solve", "check", "report")
 @dataclass
 class ShardOutput:
     shard: int
-    tables: dict[str, pa.Table]
+    tables: dict[str, pa.Table]  # empty once ``staged``: the files are in staging
     seconds: dict[str, float]
     statuses: dict[str, int]
     n_households: int
@@ -53,6 +54,22 @@ class ShardOutput:
     worker: str = ""  # where it ran (the executor fills it in)
     solved: int = 0  # households that needed at least one solve
     totals: dict[str, float] = field(default_factory=dict)  # dollar totals of the shard
+    rows: dict[str, int] = field(default_factory=dict)  # rows per table
+    files: dict[str, dict] | None = None  # set by ``staged``: io.write.stage_tables's answer
+
+    def __post_init__(self) -> None:
+        if not self.rows:
+            self.rows = {name: t.num_rows for name, t in self.tables.items()}
+
+
+def staged(out: ShardOutput, staging: str) -> ShardOutput:
+    """``out`` with its tables written to the run's staging folder by this process
+    (the worker that computed them), so that only the file list goes back to the
+    driver, which records the shard as finished (``RunWriter.record_shard``)."""
+    t0 = time.perf_counter()
+    files = stage_tables(staging, out.shard, out.tables)
+    seconds = dict(out.seconds, write=out.seconds.get("write", 0.0) + time.perf_counter() - t0)
+    return dataclasses.replace(out, tables={}, files=files, seconds=seconds)
 
 
 DOLLAR_TOTALS = ("tax_savings_estimate", "tax_due_estimate", "tlh_losses", "realized_st_gain",

@@ -28,7 +28,7 @@ from hearth.batch.config import RunConfig
 from hearth.batch.lineage import Lineage, lineage_for
 from hearth.batch.log import get as get_logger
 from hearth.batch.log import is_terminal
-from hearth.batch.pipeline import STAGES, ShardOutput
+from hearth.batch.pipeline import STAGES, ShardOutput, run_shard, staged
 from hearth.batch.report import write_report
 from hearth.errors import ExecutionError, InputError
 from hearth.io.lock import RunLock
@@ -38,9 +38,10 @@ from hearth.io.validate import exceptions_table, unkeyed_rows, validate
 from hearth.io.write import RunWriter, manifest_path, previous_warm_state
 
 VALIDATION = -1  # the pseudo-shard that carries the whole-book validation exceptions
-# In the driver: "prepare" (read, validate, shard) and "write" (staging) are wall-clock
-# seconds; the shard stages are measured in each worker and summed over all of them.
-DRIVER_STAGES = ("prepare", "write")
+# In the driver: "prepare" (read, validate, shard) is wall-clock seconds; the shard
+# stages, writing the shard's files to staging last, are measured in each worker and
+# summed over all of them.
+DRIVER_STAGES = ("prepare",)
 log = get_logger("run")
 
 
@@ -52,6 +53,15 @@ class ShardTask:
     run_date: str
     warm_root: str | None
     n_households: int
+    staging: str | None = None  # the worker writes the shard's files here (None: the driver)
+
+
+def run_task(task: ShardTask, config: RunConfig) -> ShardOutput:
+    """What an executor runs for one task, in a worker: the shard, then its files
+    written to staging when the task names a staging folder."""
+    out = run_shard(task.prep_root, task.shard, task.run_id, task.run_date, config,
+                    task.warm_root)
+    return staged(out, task.staging) if task.staging else out
 
 
 class Executor(Protocol):
@@ -252,7 +262,8 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
         if meta is not None:
             done_meta.append(meta)
         else:
-            tasks.append(ShardTask(plan.root, shard, run_id, run_date, warm_root, n))
+            tasks.append(ShardTask(plan.root, shard, run_id, run_date, warm_root, n,
+                                   writer.staging))
     # costliest shards first (longest processing time first): the last to finish are small
     cost = dict(zip(plan.shards, plan.cost_per_shard))
     tasks.sort(key=lambda t: (-cost.get(t.shard, 0), t.shard))
@@ -272,11 +283,14 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
     def on_result(out: ShardOutput) -> None:
         t0 = time.perf_counter()
         meta = {"shard": out.shard, "households": out.n_households, "statuses": out.statuses,
-                "seconds": out.seconds, "trades": out.tables["trades"].num_rows,
-                "exceptions": out.tables["exceptions"].num_rows,
+                "seconds": out.seconds, "trades": out.rows["trades"],
+                "exceptions": out.rows["exceptions"],
                 "model_cols": out.model_cols, "solved": out.solved, "totals": out.totals}
-        writer.write_shard(out.shard, out.tables, meta)
-        meta["seconds"] = dict(out.seconds, write=time.perf_counter() - t0)
+        if out.files is None:  # an executor that hands the tables back
+            writer.write_shard(out.shard, out.tables, meta)
+            meta["seconds"] = dict(out.seconds, write=time.perf_counter() - t0)
+        else:
+            writer.record_shard(out.shard, dict(meta, files=out.files))
         metas.append(meta)
         log.debug("shard done: %d households", out.n_households,
                   extra={"event": "shard", "run_id": run_id, "shard": out.shard,

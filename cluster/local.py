@@ -28,23 +28,23 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 
 from hearth.batch.config import RunConfig
-from hearth.batch.pipeline import ShardOutput, run_shard
-from hearth.batch.run import ShardTask
+from hearth.batch.pipeline import ShardOutput
+from hearth.batch.run import ShardTask, run_task
 from hearth.errors import ExecutionError
 
 # A worker killed (OOM killer, SIGKILL) breaks the whole pool; the finished shards are
 # in staging, so the same command picks up where this one stopped.
 WORKER_DIED = "a worker process died; re-run the same command to resume"
 # Seconds a worker has between SIGTERM and SIGKILL: a shard in a worker holds no state
-# worth saving (the driver writes staging), so this only covers a slow exit.
+# worth saving (its files count only once the driver writes their marker), so this
+# only covers a slow exit.
 END_GRACE = 3.0
 # Seconds between a worker's checks that its driver is still its parent.
 PARENT_POLL = 0.5
 
 
 def _run(task: ShardTask, config: RunConfig) -> ShardOutput:
-    return run_shard(task.prep_root, task.shard, task.run_id, task.run_date, config,
-                     task.warm_root)
+    return run_task(task, config)
 
 
 def _exit_with_parent(driver: int) -> None:
@@ -54,7 +54,7 @@ def _exit_with_parent(driver: int) -> None:
     def watch() -> None:
         while os.getppid() == driver:
             time.sleep(PARENT_POLL)
-        os._exit(1)  # nothing to flush: a shard's result goes back to the driver
+        os._exit(1)  # nothing to flush: a shard counts only once the driver has its marker
 
     threading.Thread(target=watch, name="hearth-parent-watch", daemon=True).start()
 

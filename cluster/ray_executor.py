@@ -28,16 +28,15 @@ from collections.abc import Callable
 import ray
 
 from hearth.batch.config import RunConfig
-from hearth.batch.pipeline import ShardOutput, run_shard
-from hearth.batch.run import ShardTask
+from hearth.batch.pipeline import ShardOutput
+from hearth.batch.run import ShardTask, run_task
 from hearth.cluster import DEFAULT_CONNECT_TIMEOUT
 from hearth.errors import ExecutionError
 
 
 @ray.remote(num_cpus=1, max_retries=2)
 def _shard_task(task: ShardTask, config: RunConfig) -> ShardOutput:
-    out = run_shard(task.prep_root, task.shard, task.run_id, task.run_date, config,
-                    task.warm_root)
+    out = run_task(task, config)
     out.worker = ray.get_runtime_context().get_node_id()
     return out
 

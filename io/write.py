@@ -176,8 +176,10 @@ def _sha256(path: str) -> str:
 
 
 def _write_parquet(table: pa.Table, path: str) -> dict[str, Any]:
-    """Write ``table`` to ``path`` (temp + fsync + rename); its rows, bytes, sha256."""
-    tmp = path + ".tmp"
+    """Write ``table`` to ``path`` (temp + fsync + rename); its rows, bytes, sha256.
+    The temp file is the writing process's own: a retried task's second attempt may
+    write the same file while the first is still ending."""
+    tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "wb") as f:
         pq.write_table(table, f)
         f.flush()
@@ -309,6 +311,28 @@ def verify(output: str, manifest: dict[str, Any]) -> dict[str, int]:
 _DEFAULT = object()
 
 
+def _part(shard: int) -> str:
+    """A shard's file stem; shard -1 holds the whole-book validation exceptions."""
+    return "validation" if shard < 0 else f"{shard:05d}"
+
+
+def stage_tables(staging: str, shard: int, tables: dict[str, pa.Table]) -> dict[str, dict[str, Any]]:
+    """Write one shard's output tables into the run's staging folder (each file temp +
+    fsync + rename); what ``RunWriter.record_shard`` needs of them: path (relative to
+    staging), rows, bytes, sha256. Empty tables write nothing. Runs in the driver or
+    in the worker that computed the shard (``staging`` must then be a folder both see,
+    as the prepared book already is)."""
+    files: dict[str, dict[str, Any]] = {}
+    for name, table in tables.items():
+        if table.num_rows == 0:
+            continue
+        os.makedirs(os.path.join(staging, name), exist_ok=True)
+        rel = os.path.join(name, f"part-{_part(shard)}.parquet")
+        files[name] = dict(_write_parquet(table.cast(TABLES[name]), os.path.join(staging, rel)),
+                           path=rel)
+    return files
+
+
 class RunWriter:
     """One run's staging, shard markers and commit for one output and run date.
     Assumes one run per output and run date at a time.
@@ -346,8 +370,7 @@ class RunWriter:
 
     @staticmethod
     def _part(shard: int) -> str:
-        """A shard's file stem; shard -1 holds the whole-book validation exceptions."""
-        return "validation" if shard < 0 else f"{shard:05d}"
+        return _part(shard)
 
     def _marker(self, shard: int) -> str:
         return os.path.join(self.staging, "_done", f"{self._part(shard)}.json")
@@ -369,16 +392,13 @@ class RunWriter:
         return meta
 
     def write_shard(self, shard: int, tables: dict[str, pa.Table], meta: dict[str, Any]) -> None:
-        files: dict[str, dict[str, Any]] = {}
-        for name, table in tables.items():
-            if table.num_rows == 0:
-                continue
-            folder = os.path.join(self.staging, name)
-            os.makedirs(folder, exist_ok=True)
-            rel = os.path.join(name, f"part-{self._part(shard)}.parquet")
-            files[name] = dict(_write_parquet(table.cast(TABLES[name]),
-                                              os.path.join(self.staging, rel)), path=rel)
-        meta = dict(meta, files=files)
+        """Write the shard's tables to staging, then its marker."""
+        self.record_shard(shard, dict(meta, files=stage_tables(self.staging, shard, tables)))
+
+    def record_shard(self, shard: int, meta: dict[str, Any]) -> None:
+        """The shard's marker, once its files (``meta["files"]``, written by
+        ``stage_tables``, here or in a worker) are in staging: from now on the shard
+        counts as finished."""
         os.makedirs(os.path.dirname(self._marker(shard)), exist_ok=True)
         _atomic_write_text(self._marker(shard), json.dumps(meta))
         self._trusted[shard] = meta

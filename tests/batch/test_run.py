@@ -4,6 +4,7 @@ same rows, and a crashed run resumes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -14,7 +15,7 @@ import pytest
 
 from hearth.batch.config import RunConfig
 from hearth.batch.generate import DEFAULT_AS_OF, generate
-from hearth.batch.run import run_book
+from hearth.batch.run import run_book, run_task
 from hearth.cluster.local import LocalExecutor
 from hearth.errors import ExecutionError
 from hearth.io.contract import OUTPUT_SCHEMAS
@@ -200,6 +201,51 @@ def test_shard_size_does_not_change_results(run, book, tmp_path):
         b = pq.read_table(os.path.join(tmp_path, name, f"run_date={DEFAULT_AS_OF}")).drop_columns(
             ["run_id"] + (["solve_ms"] if name != "trades" else []))
         assert a.equals(b), name
+
+
+class _Recorded:
+    """An executor's results as the driver receives them."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.got = inner, inner.name, []
+
+    def run(self, tasks, config, on_result):
+        def keep(out):
+            self.got.append(out)
+            on_result(out)
+        self.inner.run(tasks, config, keep)
+
+
+class _TablesBack:
+    """An executor whose tasks hand their tables back for the driver to write."""
+    name = "tables-back"
+
+    def run(self, tasks, config, on_result):
+        for t in tasks:
+            on_result(run_task(dataclasses.replace(t, staging=None), config))
+
+
+def test_workers_write_their_shards_to_staging_and_the_night_is_the_same(run, book, tmp_path):
+    out, _ = run
+    pool = _Recorded(LocalExecutor(workers=2))
+    summary = run_book(book, str(tmp_path / "w"), DEFAULT_AS_OF, CONFIG, pool, progress=False)
+    manifest = json.load(open(summary.manifest))
+    assert sorted(g.shard for g in pool.got) == list(range(manifest["shards"]))
+    for got in pool.got:  # only the file list crossed back to the driver
+        assert got.tables == {} and got.files, got.shard
+        assert got.files["household_results"]["rows"] == got.n_households
+        assert got.seconds["write"] > 0
+    back = run_book(book, str(tmp_path / "d"), DEFAULT_AS_OF, CONFIG, _TablesBack(),
+                    progress=False)
+    assert summary.trades == back.trades > 0
+    for name in ("trades", "household_results", "exceptions"):
+        a, b = (pq.read_table(os.path.join(tmp_path, k, name, f"run_date={DEFAULT_AS_OF}"))
+                for k in ("w", "d"))
+        if name == "household_results":
+            a, b = a.drop_columns(["solve_ms"]), b.drop_columns(["solve_ms"])
+        assert a.equals(b), name
+        assert a.equals(read(out, name).drop_columns(
+            ["solve_ms"] if name == "household_results" else [])), name
 
 
 def test_crashed_run_resumes_without_recomputing_finished_shards(book, tmp_path):
