@@ -16,7 +16,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,7 +33,7 @@ from hearth.batch.report import write_report
 from hearth.errors import ExecutionError, InputError
 from hearth.io.lock import RunLock
 from hearth.io.read import fingerprints, open_book
-from hearth.io.shards import ShardPlan, prepare
+from hearth.io.shards import LotPiece, ShardPlan, copy_lot_piece, prepare
 from hearth.io.validate import exceptions_table, unkeyed_rows, validate
 from hearth.io.write import RunWriter, manifest_path, previous_warm_state
 
@@ -56,9 +56,31 @@ class ShardTask:
     staging: str | None = None  # the worker writes the shard's files here (None: the driver)
 
 
-def run_task(task: ShardTask, config: RunConfig) -> ShardOutput:
-    """What an executor runs for one task, in a worker: the shard, then its files
-    written to staging when the task names a staging folder."""
+@dataclass(frozen=True)
+class LotPieceTask:
+    """Partition one range of the book's lots into the shards (before any shard runs)."""
+
+    piece: LotPiece
+
+
+@dataclass
+class PieceOutput:
+    index: int
+    seconds: float
+    worker: str = ""  # where it ran (the executor fills it in)
+
+
+Task = ShardTask | LotPieceTask
+
+
+def run_task(task: Task, config: RunConfig) -> ShardOutput | PieceOutput:
+    """What an executor runs for one task, in a worker: a range of the lots
+    partitioned; or a shard, then its files written to staging when the task names
+    a staging folder."""
+    if isinstance(task, LotPieceTask):
+        t0 = time.perf_counter()
+        copy_lot_piece(task.piece)
+        return PieceOutput(task.piece.index, time.perf_counter() - t0)
     out = run_shard(task.prep_root, task.shard, task.run_id, task.run_date, config,
                     task.warm_root)
     return staged(out, task.staging) if task.staging else out
@@ -67,9 +89,10 @@ def run_task(task: ShardTask, config: RunConfig) -> ShardOutput:
 class Executor(Protocol):
     name: str
 
-    def run(self, tasks: list[ShardTask], config: RunConfig,
-            on_result: Callable[[ShardOutput], None]) -> None:
-        """Run every task, calling ``on_result`` in the driver as each one finishes."""
+    def run(self, tasks: Sequence[Task], config: RunConfig,
+            on_result: Callable[[Any], None]) -> None:
+        """Run every task (``run_task``), calling ``on_result`` in the driver with
+        each one's output as it finishes."""
 
 
 @dataclass
@@ -239,7 +262,9 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
             exc = exceptions_table(con, run_id)
             unkeyed = unkeyed_rows(con)
             plan = prepare(con, writer.prep_root, config.shard_size,
-                           workers=int(getattr(executor, "workers", None) or os.cpu_count() or 1))
+                           workers=int(getattr(executor, "workers", None) or os.cpu_count() or 1),
+                           run_pieces=lambda pieces: executor.run(
+                               [LotPieceTask(p) for p in pieces], config, _ignore))
         except duckdb.IOException as e:  # writing the prepared book or spilling: the disk
             raise ExecutionError(f"I/O error while preparing the book in {writer.staging}: "
                                  f"{str(e).splitlines()[0]}") from e
@@ -354,6 +379,10 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
                       median_model_cols=manifest["median_model_cols"],
                       exit_code=_exit_code(statuses, config), resumed_shards=resumed,
                       extra={"totals": totals, "unkeyed_rows": unkeyed})
+
+
+def _ignore(out: object) -> None:
+    """A lots range's output: its files are in the prepared folder."""
 
 
 def _sink(output: str, run_date: str, config: RunConfig) -> None:

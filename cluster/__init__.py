@@ -7,13 +7,12 @@ for leaving (a finished run, an error, SIGTERM/SIGINT)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from hearth.batch.config import RunConfig
-    from hearth.batch.pipeline import ShardOutput
-    from hearth.batch.run import ShardTask
+    from hearth.batch.run import Task
 
 # Seconds to reach a Ray cluster at --address: long enough for a head node that is
 # still starting (schedulers often start the cluster and the job together), short
@@ -27,8 +26,8 @@ class ManagedExecutor(Protocol):
 
     name: str
 
-    def run(self, tasks: list[ShardTask], config: RunConfig,
-            on_result: Callable[[ShardOutput], None]) -> None: ...
+    def run(self, tasks: Sequence[Task], config: RunConfig,
+            on_result: Callable[[Any], None]) -> None: ...
 
     def start(self) -> None: ...
 

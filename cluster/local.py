@@ -23,13 +23,14 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 from hearth.batch.config import RunConfig
 from hearth.batch.pipeline import ShardOutput
-from hearth.batch.run import ShardTask, run_task
+from hearth.batch.run import PieceOutput, Task, run_task
 from hearth.errors import ExecutionError
 
 # A worker killed (OOM killer, SIGKILL) breaks the whole pool; the finished shards are
@@ -43,7 +44,7 @@ END_GRACE = 3.0
 PARENT_POLL = 0.5
 
 
-def _run(task: ShardTask, config: RunConfig) -> ShardOutput:
+def _run(task: Task, config: RunConfig) -> ShardOutput | PieceOutput:
     return run_task(task, config)
 
 
@@ -150,8 +151,8 @@ class LocalExecutor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def run(self, tasks: list[ShardTask], config: RunConfig,
-            on_result: Callable[[ShardOutput], None]) -> None:
+    def run(self, tasks: Sequence[Task], config: RunConfig,
+            on_result: Callable[[Any], None]) -> None:
         if self.workers <= 1:
             for t in tasks:
                 on_result(_run(t, config))

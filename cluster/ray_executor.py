@@ -23,19 +23,20 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import ray
 
 from hearth.batch.config import RunConfig
 from hearth.batch.pipeline import ShardOutput
-from hearth.batch.run import ShardTask, run_task
+from hearth.batch.run import PieceOutput, Task, run_task
 from hearth.cluster import DEFAULT_CONNECT_TIMEOUT
 from hearth.errors import ExecutionError
 
 
 @ray.remote(num_cpus=1, max_retries=2)
-def _shard_task(task: ShardTask, config: RunConfig) -> ShardOutput:
+def _shard_task(task: Task, config: RunConfig) -> ShardOutput | PieceOutput:
     out = run_task(task, config)
     out.worker = ray.get_runtime_context().get_node_id()
     return out
@@ -166,8 +167,8 @@ class RayExecutor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def run(self, tasks: list[ShardTask], config: RunConfig,
-            on_result: Callable[[ShardOutput], None]) -> None:
+    def run(self, tasks: Sequence[Task], config: RunConfig,
+            on_result: Callable[[Any], None]) -> None:
         self.start()
         pending: list = []
         finished = False

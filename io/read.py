@@ -217,6 +217,36 @@ def _parts(source: str) -> list[str]:
     return sorted(globmod.glob(pattern, recursive=True)) if not _is_uri(pattern) else [pattern]
 
 
+def row_ranges(con: duckdb.DuckDBPyConnection, table: str, rows: int) -> list[str] | None:
+    """``in_<table>`` cut into SELECTs over consecutive ranges of its file's rows, each
+    of whole row groups and about ``rows`` rows (DuckDB reads only the row groups a
+    ``file_row_number`` range covers), with the same columns and types as the view.
+    None where the table is not one local Parquet file, or would be one range."""
+    row = con.execute('SELECT source FROM input_sources WHERE "table" = ?', [table]).fetchone()
+    files = _parts(row[0]) if row else []
+    if len(files) != 1 or row is None or row[0] != f"read_parquet({_quote(files[0])})":
+        return None
+    path = _quote(files[0])
+    present = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {row[0]}").fetchall()}
+    if "file_row_number" in present:
+        return None
+    bounds, start, end = [], 0, 0
+    for (n,) in con.execute(f"SELECT any_value(row_group_num_rows) FROM parquet_metadata({path}) "
+                            "GROUP BY row_group_id ORDER BY row_group_id").fetchall():
+        end += int(n)
+        if end - start >= rows:
+            bounds.append((start, end))
+            start = end
+    if end > start:
+        bounds.append((start, end))
+    if len(bounds) < 2:
+        return None
+    return [_normalized_select(
+        INPUT_TABLES[table], present,
+        f"(SELECT * EXCLUDE (file_row_number) FROM read_parquet({path}, file_row_number = true) "
+        f"WHERE file_row_number >= {lo} AND file_row_number < {hi})")[0] for lo, hi in bounds]
+
+
 def _unreadable_part(con: duckdb.DuckDBPyConnection, source: str) -> str | None:
     """The first file of a table that DuckDB cannot read through (its footer may
     read while a data page does not)."""

@@ -18,6 +18,7 @@ from hearth.batch.generate import DEFAULT_AS_OF, generate
 from hearth.batch.run import run_book
 from hearth.cluster.local import LocalExecutor
 from hearth.cluster.ray_executor import RayExecutor
+from hearth.io import shards
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 RAY = os.path.join(os.path.dirname(sys.executable), "ray")
@@ -70,9 +71,15 @@ def _tables(out: str) -> dict:
             for name in ("trades", "household_results", "exceptions")}
 
 
-def test_ray_cluster_gives_the_local_executors_rows(ray_cluster, tmp_path):
+def test_ray_cluster_gives_the_local_executors_rows(ray_cluster, tmp_path, monkeypatch):
     book = str(tmp_path / "book")
     generate(book, 600, seed=11, profile="small")
+    # lots in row groups of 1,000 and ranges of a few thousand rows: the Ray tasks
+    # partition the lots into the shards too (hearth.io.shards.copy_lot_piece)
+    lots = pq.read_table(os.path.join(book, "lots.parquet"))
+    pq.write_table(lots, os.path.join(book, "lots.parquet"), row_group_size=1000)
+    monkeypatch.setattr(shards, "LOT_PIECE_MIN_ROWS", 1)
+    assert lots.num_rows > 4000
     config = RunConfig(shard_size=50)
     local_out, ray_out = str(tmp_path / "local"), str(tmp_path / "ray")
     local = run_book(book, local_out, DEFAULT_AS_OF, config, LocalExecutor(workers=1),

@@ -74,3 +74,46 @@ def test_preparing_past_duckdbs_memory_cap_names_the_setting(tmp_path):
     with pytest.raises(InputError, match="preparing the shards needs more memory than "
                                          "DuckDB's limit of .* raise duckdb_memory_limit"):
         prepare(con, str(tmp_path / "prep"), 64, workers=2)
+
+
+def test_lots_partitioned_in_ranges_are_the_shards_the_driver_would_cut(tmp_path, monkeypatch):
+    # The lots file rewritten in row groups of 500 rows, so that it is cut into several
+    # ranges; each range partitioned by copy_lot_piece (as a worker does) must give
+    # every shard exactly the lots the driver's own copy gives it.
+    import pyarrow.parquet as pq
+
+    from hearth.batch.generate import generate
+    from hearth.io import shards
+    from hearth.io.read import open_book
+    from hearth.io.validate import validate
+
+    book = str(tmp_path / "book")
+    generate(book, households=60, seed=3)
+    lots = pq.read_table(f"{book}/lots.parquet")
+    pq.write_table(lots, f"{book}/lots.parquet", row_group_size=500)
+    monkeypatch.setattr(shards, "LOT_PIECE_MIN_ROWS", 1)
+
+    def prepared(folder, run_pieces):
+        con = duckdb.connect(config={"preserve_insertion_order": False})
+        open_book(book, con)
+        validate(con, "2026-11-20")
+        return shards.prepare(con, str(tmp_path / folder), 10, workers=2, run_pieces=run_pieces)
+
+    ran: list[int] = []
+
+    def in_ranges(pieces):
+        for p in reversed(pieces):  # in any order, as workers finish
+            shards.copy_lot_piece(p)
+            ran.append(p.index)
+        shards.copy_lot_piece(pieces[0])  # a retried range rewrites its own files
+
+    plan = prepared("ranges", in_ranges)
+    assert len(ran) >= 4 and lots.num_rows > 4 * 500
+    whole = prepared("whole", None)
+    assert plan.shards == whole.shards and len(plan.shards) >= 8
+    for s in plan.shards:
+        a = shards.read_shard(plan.root, s).tables["lots"]
+        b = shards.read_shard(whole.root, s).tables["lots"]
+        assert a.num_rows > 0 and a.equals(b), s
+    assert sum(shards.read_shard(plan.root, s).tables["lots"].num_rows
+               for s in plan.shards) == lots.num_rows
