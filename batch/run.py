@@ -90,9 +90,10 @@ class Executor(Protocol):
     name: str
 
     def run(self, tasks: Sequence[Task], config: RunConfig,
-            on_result: Callable[[Any], None]) -> None:
+            on_result: Callable[[Any], None], *, more: bool = False) -> None:
         """Run every task (``run_task``), calling ``on_result`` in the driver with
-        each one's output as it finishes."""
+        each one's output as it finishes. ``more``: another ``run`` follows at once,
+        so workers the executor would end after this one are kept for it."""
 
 
 @dataclass
@@ -264,7 +265,7 @@ def _run_locked(input_root: str, output: str, run_date: str, config: RunConfig,
             plan = prepare(con, writer.prep_root, config.shard_size,
                            workers=int(getattr(executor, "workers", None) or os.cpu_count() or 1),
                            run_pieces=lambda pieces: executor.run(
-                               [LotPieceTask(p) for p in pieces], config, _ignore))
+                               [LotPieceTask(p) for p in pieces], config, _ignore, more=True))
         except duckdb.IOException as e:  # writing the prepared book or spilling: the disk
             raise ExecutionError(f"I/O error while preparing the book in {writer.staging}: "
                                  f"{str(e).splitlines()[0]}") from e

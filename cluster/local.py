@@ -152,7 +152,7 @@ class LocalExecutor:
         self.close()
 
     def run(self, tasks: Sequence[Task], config: RunConfig,
-            on_result: Callable[[Any], None]) -> None:
+            on_result: Callable[[Any], None], *, more: bool = False) -> None:
         if self.workers <= 1:
             for t in tasks:
                 on_result(_run(t, config))
@@ -180,7 +180,7 @@ class LocalExecutor:
         except BrokenProcessPool as e:
             raise ExecutionError(WORKER_DIED) from e
         finally:
-            if finished:
+            if finished and not more:
                 pool.shutdown(wait=True)
                 self._pool = None
             else:  # stopped, or a worker died: the shards in flight are not waited for

@@ -168,7 +168,7 @@ class RayExecutor:
         self.close()
 
     def run(self, tasks: Sequence[Task], config: RunConfig,
-            on_result: Callable[[Any], None]) -> None:
+            on_result: Callable[[Any], None], *, more: bool = False) -> None:
         self.start()
         pending: list = []
         finished = False

@@ -15,7 +15,7 @@ import pytest
 
 from hearth.batch.config import RunConfig
 from hearth.batch.generate import DEFAULT_AS_OF, generate
-from hearth.batch.run import run_book, run_task
+from hearth.batch.run import PieceOutput, ShardTask, run_book, run_task
 from hearth.cluster.local import LocalExecutor
 from hearth.errors import ExecutionError
 from hearth.io.contract import OUTPUT_SCHEMAS
@@ -209,20 +209,22 @@ class _Recorded:
     def __init__(self, inner):
         self.inner, self.name, self.got = inner, inner.name, []
 
-    def run(self, tasks, config, on_result):
+    def run(self, tasks, config, on_result, **kw):
         def keep(out):
-            self.got.append(out)
+            if not isinstance(out, PieceOutput):
+                self.got.append(out)
             on_result(out)
-        self.inner.run(tasks, config, keep)
+        self.inner.run(tasks, config, keep, **kw)
 
 
 class _TablesBack:
     """An executor whose tasks hand their tables back for the driver to write."""
     name = "tables-back"
 
-    def run(self, tasks, config, on_result):
+    def run(self, tasks, config, on_result, **kw):
         for t in tasks:
-            on_result(run_task(dataclasses.replace(t, staging=None), config))
+            on_result(run_task(dataclasses.replace(t, staging=None)
+                               if isinstance(t, ShardTask) else t, config))
 
 
 def test_workers_write_their_shards_to_staging_and_the_night_is_the_same(run, book, tmp_path):
