@@ -180,8 +180,8 @@ class LocalExecutor:
         except BrokenProcessPool as e:
             raise ExecutionError(WORKER_DIED) from e
         finally:
-            if finished and not more:
+            if not finished:  # stopped, or a worker died: the shards in flight are not waited for
+                self.close()
+            elif not more:
                 pool.shutdown(wait=True)
                 self._pool = None
-            else:  # stopped, or a worker died: the shards in flight are not waited for
-                self.close()

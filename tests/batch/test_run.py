@@ -328,3 +328,32 @@ def test_dollar_totals_in_the_manifest_and_summary_are_the_rows_sums(run):
     no_trade = [r for r in results.to_pylist() if r["status"] != "traded"]
     assert all(not r["tax_savings_estimate"] for r in no_trade)  # 0 (or null for errors)
     assert f"tax savings estimate ${totals['tax_savings_estimate']:,.0f}" in summary.text()
+
+
+def test_the_lots_ranges_and_the_shards_run_on_the_same_workers(run, book, tmp_path, monkeypatch):
+    # the lots file in row groups of 300 rows and ranges of at least one row group:
+    # the pool partitions the lots, then runs the shards, without starting again
+    from hearth.io import shards
+
+    small = tmp_path / "book"
+    small.mkdir()
+    for name in os.listdir(book):
+        t = pq.read_table(os.path.join(book, name))
+        pq.write_table(t, small / name, row_group_size=300 if name == "lots.parquet" else None)
+    monkeypatch.setattr(shards, "LOT_PIECE_MIN_ROWS", 1)
+    pool = LocalExecutor(workers=2)
+    calls = []
+    inner = pool.run
+
+    def spy(tasks, config, on_result, **kw):
+        calls.append((type(tasks[0]).__name__, kw.get("more", False), sorted(pool.worker_pids())))
+        inner(tasks, config, on_result, **kw)
+
+    pool.run = spy
+    summary = run_book(str(small), str(tmp_path / "out"), DEFAULT_AS_OF, CONFIG, pool,
+                       progress=False)
+    assert summary.households == N and summary.run_id == run[1].run_id
+    assert read(str(tmp_path / "out"), "trades").equals(read(run[0], "trades"))
+    assert [c[:2] for c in calls] == [("LotPieceTask", True), ("ShardTask", False)]
+    assert len(calls[0][2]) == 2 and calls[1][2] == calls[0][2]  # the same two processes
+    assert pool.worker_pids() == []  # ended after the shards
