@@ -218,18 +218,36 @@ def _parts(source: str) -> list[str]:
 
 
 def row_ranges(con: duckdb.DuckDBPyConnection, table: str, rows: int) -> list[str] | None:
-    """``in_<table>`` cut into SELECTs over consecutive ranges of its file's rows, each
-    of whole row groups and about ``rows`` rows (DuckDB reads only the row groups a
-    ``file_row_number`` range covers), with the same columns and types as the view.
-    None where the table is not one local Parquet file, or would be one range."""
+    """``in_<table>`` cut into SELECTs of about ``rows`` rows each, with the same columns
+    and types as the view: consecutive ranges of whole row groups of a single file
+    (DuckDB reads only the row groups a ``file_row_number`` range covers), or groups of
+    whole files of a folder of parts. None where the table is not local Parquet, would
+    be one range, or has parts whose columns differ from the table's."""
     row = con.execute('SELECT source FROM input_sources WHERE "table" = ?', [table]).fetchone()
     files = _parts(row[0]) if row else []
-    if len(files) != 1 or row is None or row[0] != f"read_parquet({_quote(files[0])})":
+    if row is None or not files or _is_uri(files[0]):
         return None
-    path = _quote(files[0])
-    present = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {row[0]}").fetchall()}
+    source = row[0]
+    present = _describe(con, source)
     if "file_row_number" in present:
         return None
+    if source == f"read_parquet({_quote(files[0])})":
+        ranges = _row_group_ranges(con, files[0], rows)
+    else:
+        ranges = _file_groups(con, files, rows)
+        if any(_describe(con, r) != present for r in ranges):
+            return None  # a part without a column, or of another type: the driver's copy
+    if len(ranges) < 2:
+        return None
+    return [_normalized_select(INPUT_TABLES[table], present, r)[0] for r in ranges]
+
+
+def _describe(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
+    return {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+
+
+def _row_group_ranges(con: duckdb.DuckDBPyConnection, file: str, rows: int) -> list[str]:
+    path = _quote(file)
     bounds, start, end = [], 0, 0
     for (n,) in con.execute(f"SELECT any_value(row_group_num_rows) FROM parquet_metadata({path}) "
                             "GROUP BY row_group_id ORDER BY row_group_id").fetchall():
@@ -239,12 +257,26 @@ def row_ranges(con: duckdb.DuckDBPyConnection, table: str, rows: int) -> list[st
             start = end
     if end > start:
         bounds.append((start, end))
-    if len(bounds) < 2:
-        return None
-    return [_normalized_select(
-        INPUT_TABLES[table], present,
-        f"(SELECT * EXCLUDE (file_row_number) FROM read_parquet({path}, file_row_number = true) "
-        f"WHERE file_row_number >= {lo} AND file_row_number < {hi})")[0] for lo, hi in bounds]
+    return [f"(SELECT * EXCLUDE (file_row_number) FROM read_parquet({path}, file_row_number = true) "
+            f"WHERE file_row_number >= {lo} AND file_row_number < {hi})" for lo, hi in bounds]
+
+
+def _file_groups(con: duckdb.DuckDBPyConnection, files: list[str], rows: int) -> list[str]:
+    """Consecutive parts grouped to about ``rows`` rows, each read as ``locate`` reads
+    the folder (hive partition columns from the path, columns by name)."""
+    listed = "[" + ", ".join(_quote(f) for f in files) + "]"
+    counts = dict(con.execute(f"SELECT file_name, num_rows FROM parquet_file_metadata({listed})"
+                              ).fetchall())
+    groups: list[list[str]] = [[]]
+    n = 0
+    for f in files:
+        if n >= rows:
+            groups.append([])
+            n = 0
+        groups[-1].append(f)
+        n += int(counts.get(f, 0))
+    return ["read_parquet([" + ", ".join(_quote(f) for f in g) + "], hive_partitioning = true, "
+            "union_by_name = true)" for g in groups]
 
 
 def _unreadable_part(con: duckdb.DuckDBPyConnection, source: str) -> str | None:

@@ -184,8 +184,9 @@ def prepare(con: duckdb.DuckDBPyConnection, root: str, shard_size: int,
     With ``run_pieces``, the lots (nearly all of a real book) are cut into ranges of
     their file that ``run_pieces`` has partitioned (``copy_lot_piece``, in the
     workers: in this process, DuckDB writing 57 million lots as Parquet took 14 of
-    prepare's 24 s), where the lots are one local Parquet file; otherwise, and for
-    every other table, this connection partitions them."""
+    prepare's 24 s), where the lots are local Parquet (one file, or parts with the
+    same columns: ``read.row_ranges``); otherwise, and for every other table, this
+    connection partitions them."""
     os.makedirs(root, exist_ok=True)
     try:
         return _prepare(con, root, shard_size, workers, run_pieces)
@@ -219,7 +220,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, root: str, shard_size: int,
 
 def _lot_pieces(con: duckdb.DuckDBPyConnection, root: str, workers: int) -> list[LotPiece]:
     """The lots' ranges for the workers, and the account map they join to; none
-    where the lots are not one local file or would be one range."""
+    where ``read.row_ranges`` gives none."""
     total = con.execute("SELECT count(*) FROM in_lots").fetchone()[0]  # type: ignore[index]
     rows = max(-(-int(total) // (LOT_PIECES_PER_WORKER * max(workers, 1))), LOT_PIECE_MIN_ROWS)
     selects = row_ranges(con, "lots", rows)

@@ -76,10 +76,15 @@ def test_preparing_past_duckdbs_memory_cap_names_the_setting(tmp_path):
         prepare(con, str(tmp_path / "prep"), 64, workers=2)
 
 
-def test_lots_partitioned_in_ranges_are_the_shards_the_driver_would_cut(tmp_path, monkeypatch):
-    # The lots file rewritten in row groups of 500 rows, so that it is cut into several
-    # ranges; each range partitioned by copy_lot_piece (as a worker does) must give
-    # every shard exactly the lots the driver's own copy gives it.
+@pytest.mark.parametrize("layout", ["row groups", "parts"])
+def test_lots_partitioned_in_ranges_are_the_shards_the_driver_would_cut(tmp_path, monkeypatch,
+                                                                         layout):
+    # The lots file rewritten in row groups of 500 rows, or as a folder of 12 parts in
+    # two hive partitions, so that it is cut into several ranges; each range
+    # partitioned by copy_lot_piece (as a worker does) must give every shard exactly
+    # the lots the driver's own copy gives it.
+    import os
+
     import pyarrow.parquet as pq
 
     from hearth.batch.generate import generate
@@ -90,7 +95,16 @@ def test_lots_partitioned_in_ranges_are_the_shards_the_driver_would_cut(tmp_path
     book = str(tmp_path / "book")
     generate(book, households=60, seed=3)
     lots = pq.read_table(f"{book}/lots.parquet")
-    pq.write_table(lots, f"{book}/lots.parquet", row_group_size=500)
+    if layout == "row groups":
+        pq.write_table(lots, f"{book}/lots.parquet", row_group_size=500)
+    else:
+        os.remove(f"{book}/lots.parquet")
+        n = lots.num_rows
+        for i in range(12):
+            folder = f"{book}/lots/region={i % 2}"
+            os.makedirs(folder, exist_ok=True)
+            lo, hi = i * n // 12, (i + 1) * n // 12
+            pq.write_table(lots.slice(lo, hi - lo), f"{folder}/part-{i:02d}.parquet")
     monkeypatch.setattr(shards, "LOT_PIECE_MIN_ROWS", 1)
 
     def prepared(folder, run_pieces):
@@ -117,3 +131,31 @@ def test_lots_partitioned_in_ranges_are_the_shards_the_driver_would_cut(tmp_path
         assert a.num_rows > 0 and a.equals(b), s
     assert sum(shards.read_shard(plan.root, s).tables["lots"].num_rows
                for s in plan.shards) == lots.num_rows
+
+
+def test_parts_with_other_columns_are_left_to_the_drivers_copy(tmp_path):
+    # one part carries a column the others lack: a range of the others would not have
+    # the table's columns, so the lots are not cut into ranges
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hearth.batch.generate import generate
+    from hearth.io.read import open_book, row_ranges
+
+    book = str(tmp_path / "book")
+    generate(book, households=20, seed=4, profile="small")
+    lots = pq.read_table(f"{book}/lots.parquet")
+    os.remove(f"{book}/lots.parquet")
+    os.makedirs(f"{book}/lots")
+    half = lots.num_rows // 2
+    pq.write_table(lots.slice(0, half), f"{book}/lots/part-0.parquet")
+    rest = lots.slice(half)
+    pq.write_table(rest.append_column("note", pa.array(["x"] * rest.num_rows)),
+                   f"{book}/lots/part-1.parquet")
+    con = open_book(book, duckdb.connect())
+    assert row_ranges(con, "lots", 1) is None
+    pq.write_table(rest, f"{book}/lots/part-1.parquet")  # the same columns: two ranges
+    con = open_book(book, duckdb.connect())
+    assert len(row_ranges(con, "lots", 1) or []) == 2
