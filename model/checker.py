@@ -433,11 +433,24 @@ def least_tax_raise(hh: Household, restricted: _Restricted | None = None,
     return x
 
 
+def forced_investment(hh: Household, x: np.ndarray, lead_days: int = 5) -> np.ndarray:
+    """Dollars per account that must be bought because its cash would otherwise end
+    above max_cash (plus what it keeps for cash needs) once the forced sale ``x``
+    (``least_tax_raise``) is made: the proceeds of a no_hold sale cannot stay in cash
+    any more than a contribution can."""
+    net = hh.price[hh.lot_security] * (1 - hh.cost_rate[hh.lot_security])
+    after = (hh.cash + hh.contribution - hh.withdrawal
+             + np.bincount(hh.lot_account, weights=x * net, minlength=hh.n_accounts))
+    cap = hh.max_cash + _needs(hh, lead_days, lead_days).above_cap()
+    return np.where(hh.tradable, np.maximum(after - cap, 0.0), 0.0)
+
+
 def _relief(hh: Household, restricted: _Restricted, wash_sale_days: int,
             is_long: np.ndarray, lead_days: int = 5) -> _Relief:
     x = least_tax_raise(hh, restricted, is_long, lead_days)
     if not (x > 0).any():
         return _Relief(0.0, 0.0, "")
+    invest = forced_investment(hh, x, lead_days)
     none = np.zeros(0, dtype=np.int64)
     ws = wash_sales(hh, x, none, none, np.zeros(0), wash_sale_days)
     taxable = hh.account_type[hh.lot_account] == TAXABLE
@@ -466,7 +479,11 @@ def _relief(hh: Household, restricted: _Restricted, wash_sale_days: int,
     no_hold = restricted.no_hold[hh.lot_account, hh.lot_security] & (x > 0)
     if no_hold.any():
         parts.append("selling the no_hold lots " + ", ".join(hh.lot_ids[l] for l in _where(no_hold)))
-    return _Relief(tax, float((x * price_l).sum()) / 2, " and ".join(parts))
+    for a in _where(invest > MONEY_TOL):
+        parts.append(f"investing ${invest[a]:,.2f} the sale leaves above max cash in account "
+                     f"{hh.account_ids[a]}")
+    return _Relief(tax, (float((x * price_l).sum()) + float(invest.sum())) / 2,
+                   " and ".join(parts))
 
 
 def _need_names(hh: Household, which: np.ndarray) -> str:

@@ -87,6 +87,7 @@ SETTINGS = [ModelSettings(min_trade_value=50.0),
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**31 - 1), which=st.integers(0, len(SETTINGS) - 1))
 @example(seed=624155, which=0)  # W1 clearing once freed a loss lot a no_trade restriction holds
+@example(seed=1090, which=0)  # a no_hold sale's proceeds above max cash, bought past the turnover limit
 def test_every_proposal_holds_the_hard_rules(seed, which):
     hh = random_household(seed)
     s = SETTINGS[which]
