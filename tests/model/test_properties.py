@@ -84,6 +84,21 @@ SETTINGS = [ModelSettings(min_trade_value=50.0),
             ModelSettings(objective="lexicographic", min_trade_value=25.0)]
 
 
+@pytest.mark.xfail(strict=True, reason="known defect: for a withdrawal, the W3 either/or choice "
+                   "keeps an IRA buy of the security and forbids selling its loss lot, so a gain "
+                   "lot is sold $8.81 over the tax budget (the checker rejects the proposal)")
+def test_a_withdrawal_beside_an_either_or_choice_keeps_the_tax_budget():
+    hh = random_household(1341)  # found by a sweep of seeds 0-2,999 outside the suite
+    s = SETTINGS[0]
+    out = solve_household(hh, s, SOLVER)
+    p = out.proposal
+    rules = CheckRules(wash_sale_days=s.wash_sale_days, min_trade_value=s.min_trade_value,
+                       whole_shares=s.whole_shares)
+    violations = check_proposal(hh, p.sell, p.buy_account, p.buy_security, p.buy_quantity,
+                                p.final_cash, rules, disallowed_loss=p.disallowed_loss)
+    assert out.status == "traded" and violations == [], [str(v) for v in violations]
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**31 - 1), which=st.integers(0, len(SETTINGS) - 1))
 @example(seed=624155, which=0)  # W1 clearing once freed a loss lot a no_trade restriction holds
