@@ -29,8 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from hearth.batch.config import RunConfig
-from hearth.batch.pipeline import ShardOutput
-from hearth.batch.run import PieceOutput, Task, run_task
+from hearth.batch.run import Task, run_task
 from hearth.errors import ExecutionError
 
 # A worker killed (OOM killer, SIGKILL) breaks the whole pool; the finished shards are
@@ -42,10 +41,6 @@ WORKER_DIED = "a worker process died; re-run the same command to resume"
 END_GRACE = 3.0
 # Seconds between a worker's checks that its driver is still its parent.
 PARENT_POLL = 0.5
-
-
-def _run(task: Task, config: RunConfig) -> ShardOutput | PieceOutput:
-    return run_task(task, config)
 
 
 def _exit_with_parent(driver: int) -> None:
@@ -155,7 +150,7 @@ class LocalExecutor:
             on_result: Callable[[Any], None], *, more: bool = False) -> None:
         if self.workers <= 1:
             for t in tasks:
-                on_result(_run(t, config))
+                on_result(run_task(t, config))
             return
         pool = self._start()
         finished = False
@@ -164,7 +159,7 @@ class LocalExecutor:
             queue = list(tasks)
             while queue or pending:
                 while queue and len(pending) < 2 * self.workers:  # backpressure
-                    pending.add(pool.submit(_run, queue.pop(0), config))  # raises once broken
+                    pending.add(pool.submit(run_task, queue.pop(0), config))  # raises once broken
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 lost: BrokenProcessPool | None = None
                 for f in done:

@@ -172,6 +172,8 @@ class LotPiece:
 # each): enough to even out, few enough that ranges x shards files stay manageable.
 LOT_PIECES_PER_WORKER = 2
 LOT_PIECE_MIN_ROWS = 1_000_000
+# A per-household table's COPY: one folder per shard, the shard column in the path only.
+_BY_SHARD = "FORMAT PARQUET, PARTITION_BY (shard), OVERWRITE_OR_IGNORE, WRITE_PARTITION_COLUMNS false"
 _LOT_MAP = "lot_map.parquet"  # account_id -> household_id, shard: what a piece joins to
 
 
@@ -200,9 +202,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, root: str, shard_size: int,
     pieces = _lot_pieces(con, root, workers) if run_pieces is not None else []
     for table, sql in UNSORTED.items():
         if not (table == "lots" and pieces):
-            con.execute(f"COPY ({sql}) TO {_sql_path(os.path.join(root, table))} "
-                        f"(FORMAT PARQUET, PARTITION_BY (shard), OVERWRITE_OR_IGNORE, "
-                        f"WRITE_PARTITION_COLUMNS false)")
+            con.execute(f"COPY ({sql}) TO {_sql_path(os.path.join(root, table))} ({_BY_SHARD})")
         con.execute(f"COPY (SELECT * EXCLUDE (shard) FROM ({sql}) LIMIT 0) TO "
                     f"{_sql_path(os.path.join(root, table + '.empty.parquet'))} (FORMAT PARQUET)")
     if pieces:
@@ -244,8 +244,7 @@ def copy_lot_piece(piece: LotPiece) -> None:
             f"COPY (SELECT l.*, m.household_id, m.shard FROM ({piece.select}) l "
             f"JOIN read_parquet({_sql_path(os.path.join(piece.root, _LOT_MAP))}) m "
             f"USING (account_id)) TO {_sql_path(os.path.join(piece.root, 'lots'))} "
-            f"(FORMAT PARQUET, PARTITION_BY (shard), OVERWRITE_OR_IGNORE, "
-            f"WRITE_PARTITION_COLUMNS false, FILENAME_PATTERN 'piece{piece.index:05d}_{{i}}')")
+            f"({_BY_SHARD}, FILENAME_PATTERN 'piece{piece.index:05d}_{{i}}')")
     except duckdb.OutOfMemoryException as e:
         raise over_memory_limit(con, f"partitioning lots range {piece.index}") from e
     finally:

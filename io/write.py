@@ -368,12 +368,8 @@ class RunWriter:
         os.makedirs(self.staging, exist_ok=True)
         _atomic_write_text(os.path.join(self.staging, "prep.json"), json.dumps(info))
 
-    @staticmethod
-    def _part(shard: int) -> str:
-        return _part(shard)
-
     def _marker(self, shard: int) -> str:
-        return os.path.join(self.staging, "_done", f"{self._part(shard)}.json")
+        return os.path.join(self.staging, "_done", f"{_part(shard)}.json")
 
     def finished(self, shard: int) -> dict[str, Any] | None:
         """The shard's marker if its files are all there and match it, else None
@@ -430,7 +426,7 @@ class RunWriter:
             if meta is None:
                 raise CommitError(f"shard {shard} of run {self.run_id} has no valid marker")
             for name, info in meta["files"].items():
-                staged[name].append((self._part(shard), info))
+                staged[name].append((_part(shard), info))
         files: dict[str, list[dict[str, Any]]] = {}
         sources: dict[str, str] = {}
         for name, schema in TABLES.items():
