@@ -49,6 +49,11 @@ class SolverError(OptimizationError):
 # point checks its arrays first and refuses them with a SolverError, which costs only
 # the household and is what makes the time limit hold.
 _INFINITE_COST = 1e20
+# Reduced costs below this count as zero. HiGHS's default (1e-7) is coarser than the
+# differences ``model.build.tie_break`` puts between interchangeable trades (about
+# 1e-8 per share where two columns' quasi-random weights fall close), so a warm and a
+# cold start could stop at different optima of one tie; at 1e-9 the tie-break decides.
+DUAL_TOLERANCE = 1e-9
 
 
 def _finite(what: str, values: np.ndarray, limit: float = np.inf) -> None:
@@ -106,6 +111,7 @@ class Solver:
         # bench measurements and changed no answer.
         h.setOptionValue("mip_detect_symmetry", False)
         h.setOptionValue("random_seed", 0)
+        h.setOptionValue("dual_feasibility_tolerance", DUAL_TOLERANCE)
         self._h = h
         self._time_limit = float(time_limit)
         self._n_col = 0

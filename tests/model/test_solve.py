@@ -219,6 +219,34 @@ def test_warm_start_changes_speed_not_the_answer(harvestable, solver):
     assert np.allclose(warm.proposal.buy_quantity, cold.proposal.buy_quantity)
 
 
+def test_a_warm_start_does_not_stop_on_the_wrong_side_of_a_tie_break():
+    """Two interchangeable buys whose tie-break costs differ by 5e-8 a share (where two
+    columns' quasi-random weights fall close): started from the dearer one basic, the
+    solve must still end on the cheaper, as a cold start does (HiGHS's default dual
+    tolerance of 1e-7 would call the dearer optimal and keep it)."""
+    from hearth.model.highs import Solver
+    from hearth.model.lp import Layout, LinearProgram
+    from hearth.model.warm import BASIC, LOWER
+
+    none = np.zeros(0, dtype=np.int64)
+    lp = LinearProgram(cost=np.array([1.0, 1.0 + 5e-8]), lower=np.zeros(2),
+                       upper=np.full(2, 100.0), row_lower=np.array([100.0]),
+                       row_upper=np.array([100.0]), a_start=np.array([0, 1, 2], dtype=np.int32),
+                       a_index=np.array([0, 0], dtype=np.int32), a_value=np.ones(2),
+                       integrality=None,
+                       layout=Layout(sell_lot=none, sell_mult=np.zeros(0), buy_account=none,
+                                     buy_security=none, n_accounts=0, n_classes=0, rows={}))
+    answers = []
+    for basis in (None, (np.array([LOWER, BASIC], dtype=np.int8), np.array([LOWER], dtype=np.int8))):
+        solver = Solver()
+        solver.load(lp)
+        if basis is not None:
+            assert solver.set_basis(*basis)
+        answers.append(solver.solve().x)
+    assert answers[0] == pytest.approx([100.0, 0.0])
+    assert answers[1] == pytest.approx([100.0, 0.0])
+
+
 def test_review_routing():
     t = ReviewThresholds(turnover=0.2, tax_due=5_000, order_share=0.1)
     base = dict(status="traded", turnover=0.05, tax_due=100.0, largest_order=500.0,
