@@ -12,7 +12,8 @@
    recent lots instead (nothing left to wash the loss) and keep what pays.
 5. ``resolve_either_or``: W3 (a loss sale and a buy of one wash group) and round
    trips (a buy and a sell of one account x security): detect, forbid one side,
-   re-solve from the basis, keep the cheaper side.
+   re-solve from the basis, keep the side that makes the budgets give way less, then
+   the cheaper (``_either_or``).
 6. ``enforce_min_trade``: binaries only for the order lines below the minimum;
    when they do not converge, a rounded answer (those lines fixed at zero) is
    used and routed to review.
@@ -539,9 +540,20 @@ def round_trips(hh: Household, lp: LinearProgram, x: np.ndarray) -> list[tuple[i
     return [(int(a), int(s)) for a, s in zip(lay.buy_account[both], lay.buy_security[both])]
 
 
+def elastic_use(lp: LinearProgram, x: np.ndarray) -> float:
+    """Dollars by which an answer makes the budgets give way (the tax budget and the
+    turnover limit's elastic slacks, there only under forced cash)."""
+    return float(sum(x[c].sum() for c in lp.layout.elastic.values()))
+
+
 def _either_or(run: _Run, lower: np.ndarray, upper: np.ndarray,
                sides: tuple[np.ndarray, np.ndarray]) -> SolveResult | None:
-    """Forbid each side in turn, keep the cheaper optimal answer (its bounds stay)."""
+    """Forbid each side in turn, keep the cheaper optimal answer (its bounds stay).
+    Cheaper means first the side that makes the budgets give way less (to the cent):
+    they give way only as far as raising the cash needs requires, never to pay for
+    the side an either/or rule leaves (whatever drift that side saves, which
+    ELASTIC_PENALTY alone does not outweigh); then the objective without location
+    (to the cent), then the full one."""
     trials, exposure = [], []
     for forbid in sides:
         saved_lo, saved_up = lower[forbid].copy(), upper[forbid].copy()
@@ -552,8 +564,8 @@ def _either_or(run: _Run, lower: np.ndarray, upper: np.ndarray,
     ok = [i for i, t in enumerate(trials) if t.status == SolveStatus.OPTIMAL]
     if not ok:
         return None
-    # decided on the objective without location (to the cent), then on the full one
-    best = min(ok, key=lambda i: (round(exposure[i], 2), trials[i].objective, i))
+    give_way = {i: round(elastic_use(run.lp, trials[i].x), 2) for i in ok}
+    best = min(ok, key=lambda i: (give_way[i], round(exposure[i], 2), trials[i].objective, i))
     forbid = sides[best]
     lower[forbid] = 0.0
     upper[forbid] = 0.0
@@ -1211,12 +1223,46 @@ def settle_budget_and_either_or(run: _Run, hh: Household, d: Derived, s: ModelSe
     for _ in range(TAX_BUDGET_ROUNDS):
         res = settle_tax_budget(run, hh, d, s, lp, res, lower, upper)
         if s.wash_sale_method == "mip":
-            break
+            res, decided = wash_binaries_within_budget(run, hh, d, lp, res, lower, upper)
+            if not decided:
+                break
+            continue  # the side kept may move the tax: settle it again
         res, more = resolve_either_or(run, hh, d, lp, res, lower, upper)
         n_wash += more
         if not more:
             break
     return res, n_wash
+
+
+def wash_binaries_within_budget(run: _Run, hh: Household, d: Derived, lp: LinearProgram,
+                                res: SolveResult, lower: np.ndarray, upper: np.ndarray
+                                ) -> tuple[SolveResult, int]:
+    """The MIP form of W3 (``wash_sale_method = "mip"``) chooses each group's side on
+    the objective, in which a budget giving way is only a price: where its answer makes
+    the budgets give way, each group it trades is decided as ``_either_or`` decides
+    (the side that gives way less first), and that side's bounds stay. Returns
+    (result, groups decided)."""
+    if res.status != SolveStatus.OPTIMAL or round(elastic_use(lp, res.x), 2) <= 0:
+        return res, 0
+    lay = lp.layout
+    decided = 0
+    for g in np.unique(hh.wash_group[lay.buy_security]) if len(lay.buy_security) else []:
+        loss, buys = _group_sides(hh, d, lp, int(g))
+        loss, buys = loss[upper[loss] > 0], buys[upper[buys] > 0]
+        if not (len(loss) and len(buys)):
+            continue  # no binary, or a side already decided
+        sold = (res.x[loss] * lay.sell_mult[loss] * d.lot_price[lay.sell_lot[loss]]).sum()
+        bought = (res.x[buys] * hh.price[lay.buy_security[buys - lay.buy0]]).sum()
+        if sold <= DUST and bought <= DUST:
+            continue  # the answer trades neither side: nothing to choose
+        chosen = _either_or(run, lower, upper, (buys, loss))
+        if chosen is None:
+            break  # cannot happen (the answer in hand meets one side); keep it
+        res = chosen
+        decided += 1
+        if round(elastic_use(lp, res.x), 2) <= 0:
+            break
+    return res, decided
 
 
 def round_whole_shares(hh: Household, d: Derived, s: ModelSettings, lp: LinearProgram,
