@@ -36,7 +36,8 @@ _STATUS_MAP = {
     highspy.HighsModelStatus.kIterationLimit: SolveStatus.TIME_LIMIT,
 }
 
-_BASIS_FROM_INT = {int(s): s for s in highspy.HighsBasisStatus.__members__.values()}
+# status value -> HiGHS's enum (values 0..4), indexed by a whole status array at once
+_BASIS_BY_INT = np.array(sorted(highspy.HighsBasisStatus.__members__.values(), key=int), dtype=object)
 
 
 class SolverError(OptimizationError):
@@ -145,8 +146,8 @@ class Solver:
         if len(col_status) != self._n_col or len(row_status) != self._n_row:
             return False
         basis = highspy.HighsBasis()
-        basis.col_status = [_BASIS_FROM_INT[v] for v in col_status.tolist()]
-        basis.row_status = [_BASIS_FROM_INT[v] for v in row_status.tolist()]
+        basis.col_status = _BASIS_BY_INT[col_status].tolist()
+        basis.row_status = _BASIS_BY_INT[row_status].tolist()
         return bool(self._h.setBasis(basis) == highspy.HighsStatus.kOk)
 
     def basic_variables(self) -> np.ndarray | None:
