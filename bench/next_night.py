@@ -49,9 +49,11 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -66,6 +68,11 @@ ORDINARY_OFFSET = {"married_separate": 1_500.0}
 DEFAULT_OFFSET = 3_000.0
 SETTLED = ("traded", "no_trade")  # the night's proposal (or doing nothing) happened
 CHANGED = ("households", "accounts", "lots", "securities", "transactions")
+LOT_COLUMNS = ("lot_id", "account_id", "security_id", "quantity", "cost_basis", "acquired_date")
+TRADE_COLUMNS = ("household_id", "account_id", "security_id", "side", "lot_id", "quantity", "price",
+                 "notional", "realized_gain", "wash_sale", "disallowed_loss")
+BATCH_ROWS = 1 << 20  # lots are read, summed and written this many rows at a time
+NO_DATE = np.iinfo(np.int32).min  # a null acquired_date: before every wash-sale window
 
 
 @dataclass(frozen=True)
@@ -172,15 +179,214 @@ def _floats(a: pa.Array) -> np.ndarray:
 
 
 def _strings(a: pa.Array) -> np.ndarray:
+    """A small table's string column as Python strings (accounts, securities, households)."""
     return np.array(a.to_pylist(), dtype=object)
 
 
+def _rows_of(ids: pa.Array | pa.ChunkedArray, index: dict[str, int]) -> np.ndarray:
+    """Each id's row in a small table by its ``index`` (id -> row, as a dict lookup
+    would find it); -1 where the id is not there."""
+    keys = pa.array(list(index), pa.string())
+    rows = np.append(np.fromiter(index.values(), np.int32, len(index)), np.int32(-1))
+    found = pc.index_in(pc.cast(ids, pa.string()), value_set=keys).fill_null(len(index))
+    return rows[found.to_numpy(zero_copy_only=False)]
+
+
+class LotsTable:
+    """The book's lots, read a slice at a time in row order: ``lots.parquet`` is
+    streamed from the file; a folder of parts is read whole once (``read_table``)."""
+
+    def __init__(self, file: str | None, table: pa.Table | None):
+        self.file, self.table = file, table
+        meta = pq.ParquetFile(file) if file else None
+        self.schema: pa.Schema = meta.schema_arrow if meta else table.schema
+        self.num_rows: int = meta.metadata.num_rows if meta else table.num_rows
+
+    @classmethod
+    def open(cls, book: str) -> LotsTable | None:
+        single = os.path.join(book, "lots.parquet")
+        if os.path.isfile(single):
+            return cls(single, None)
+        table = read_table(book, "lots")
+        return None if table is None else cls(None, table)
+
+    def batches(self, columns: tuple[str, ...] | None = None) -> Iterator[pa.Table]:
+        """The rows in slices of ``BATCH_ROWS`` with the given columns (those present;
+        ``column`` gives an absent one its default)."""
+        names = [c for c in columns or self.schema.names if c in self.schema.names]
+        names = names or self.schema.names[:1]  # keep the row count
+        if self.file:
+            # (pre-buffering would keep every row group read so far in memory)
+            reader = pq.ParquetFile(self.file, pre_buffer=False)
+            for batch in reader.iter_batches(BATCH_ROWS, columns=names):
+                yield pa.Table.from_batches([batch])
+        else:
+            t = self.table.select(names)
+            for start in range(0, t.num_rows, BATCH_ROWS):
+                yield t.slice(start, BATCH_ROWS)
+
+    def lot_ids(self) -> pl.LazyFrame:
+        """``lot_id`` as a string, one row per lot in row order (polars scans the file
+        itself when the column is already a string)."""
+        typ = self.schema.field("lot_id").type if "lot_id" in self.schema.names else None
+        if self.file and typ is not None and (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+            return pl.scan_parquet(self.file, glob=False, hive_partitioning=False).select("lot_id")
+        ids = [column(b, "lots", "lot_id") for b in self.batches(("lot_id",))]
+        return pl.from_arrow(pa.table({"lot_id": pa.chunked_array(ids, pa.string())})).lazy()
+
+
 def _night_outputs(output: str, run_date: str) -> tuple[pa.Table, pa.Table, dict]:
+    """Night 1's trades (the columns used here), household results and manifest."""
     files = committed_files(output, run_date)
-    trades = pa.concat_tables([pq.read_table(f) for f in files["trades"]])
+    trades = pa.concat_tables([pq.read_table(f, columns=list(TRADE_COLUMNS)) for f in files["trades"]])
     results = pa.concat_tables([pq.read_table(f) for f in files["household_results"]])
     manifest = read_manifest(output, run_date) or {}
     return trades, results, manifest
+
+
+# -- the book in arrays -------------------------------------------------------------------------
+
+@dataclass
+class Securities:
+    """The securities by row; ``index`` maps an id to its (last) row."""
+    ids: np.ndarray
+    index: dict[str, int]
+    price: np.ndarray
+    asset_class: np.ndarray
+    group: np.ndarray  # wash group, the security itself where null
+    cost_rate: np.ndarray  # one-way cost as a fraction
+    income: np.ndarray  # income_yield + cg_distribution
+    cg: np.ndarray  # cg_distribution
+
+
+def _securities(sec_t: pa.Table, default_bps: float) -> Securities:
+    """The securities table (a few hundred rows) as arrays."""
+    ids = _strings(column(sec_t, "securities", "security_id"))
+    group = _strings(column(sec_t, "securities", "wash_group"))
+    bps = _floats(column(sec_t, "securities", "cost_bps"))
+    cg = np.nan_to_num(_floats(column(sec_t, "securities", "cg_distribution")))
+    return Securities(
+        ids=ids, index={s: i for i, s in enumerate(ids.tolist()) if s is not None},
+        price=_floats(column(sec_t, "securities", "price")),
+        asset_class=_strings(column(sec_t, "securities", "asset_class")),
+        group=np.where(_is_none(group), ids, group),
+        cost_rate=np.where(np.isnan(bps), default_bps, bps) / 1e4,
+        income=np.nan_to_num(_floats(column(sec_t, "securities", "income_yield"))) + cg, cg=cg)
+
+
+@dataclass
+class Accounts:
+    """The accounts by row; ``index`` maps an id to its (last) row."""
+    ids: np.ndarray
+    index: dict[str, int]
+    household: np.ndarray
+    type: np.ndarray
+    cash: np.ndarray
+    contribution: np.ndarray
+    withdrawal: np.ndarray
+    tradable: np.ndarray
+
+
+def _accounts(acct_t: pa.Table) -> Accounts:
+    """The accounts table (a few per household) as arrays; money nulls are 0."""
+    ids = _strings(column(acct_t, "accounts", "account_id"))
+    return Accounts(
+        ids=ids, index={a: i for i, a in enumerate(ids.tolist()) if a is not None},
+        household=_strings(column(acct_t, "accounts", "household_id")),
+        type=_strings(column(acct_t, "accounts", "account_type")),
+        cash=np.nan_to_num(_floats(column(acct_t, "accounts", "cash"))),
+        contribution=np.nan_to_num(_floats(column(acct_t, "accounts", "contribution"))),
+        withdrawal=np.nan_to_num(_floats(column(acct_t, "accounts", "withdrawal"))),
+        tradable=np.array(column(acct_t, "accounts", "tradable").fill_null(True).to_pylist(), dtype=bool))
+
+
+@dataclass
+class Trades:
+    """Night 1's trades in file order: ids as Arrow strings, numbers as arrays, and
+    what only the buys and the washed sells need."""
+    account_id: pa.ChunkedArray
+    security_id: pa.ChunkedArray
+    lot_id: pa.ChunkedArray | None  # the lot a sell names; dropped once the sells are done
+    account: np.ndarray  # the row of its account, -1: not in the book
+    security: np.ndarray  # the row of its security, -1: not in the book
+    sell: np.ndarray  # side "sell"; every other row executes as a buy
+    quantity: np.ndarray
+    notional: np.ndarray
+    realized_gain: pa.ChunkedArray
+    sells: int  # rows with side "sell"
+    buys: int  # rows with side "buy"
+    buy_household: list[str | None]  # of each buy (~sell), in trade order
+    buy_price: np.ndarray
+    washed: np.ndarray  # the trades flagged wash_sale with a disallowed loss, in order
+    washed_household: list[str | None]
+    washed_loss: np.ndarray  # their disallowed losses
+
+
+def _trades(t: pa.Table, acc: Accounts, sec: Securities) -> Trades:
+    """Night 1's trades as columns, their accounts and securities found by id."""
+    side = t.column("side")
+    sell = pc.equal(side, "sell").fill_null(False).to_numpy(zero_copy_only=False)
+    buys = np.flatnonzero(~sell)
+    disallowed = _floats(t.column("disallowed_loss"))
+    washed = np.flatnonzero(pc.fill_null(t.column("wash_sale"), False).to_numpy(zero_copy_only=False)
+                            & (disallowed > 0))
+    household = t.column("household_id")
+    return Trades(
+        account_id=pc.cast(t.column("account_id"), pa.string()),
+        security_id=pc.cast(t.column("security_id"), pa.string()),
+        lot_id=pc.cast(t.column("lot_id"), pa.string()),
+        account=_rows_of(t.column("account_id"), acc.index),
+        security=_rows_of(t.column("security_id"), sec.index),
+        sell=sell, quantity=_floats(t.column("quantity")), notional=_floats(t.column("notional")),
+        realized_gain=pc.cast(t.column("realized_gain"), pa.float64()),
+        sells=int(pc.sum(pc.equal(side, "sell")).as_py() or 0),
+        buys=int(pc.sum(pc.equal(side, "buy")).as_py() or 0),
+        buy_household=household.take(buys).to_pylist(),
+        buy_price=_floats(t.column("price").take(buys)),
+        washed=washed, washed_household=household.take(washed).to_pylist(),
+        washed_loss=disallowed[washed])
+
+
+@dataclass
+class Lots:
+    """The book's lots by row, the columns the night changes or reads."""
+    account: np.ndarray  # the row of its account, -1: not in the book
+    security: np.ndarray  # the row of its security, -1: not in the book
+    quantity: np.ndarray
+    basis: np.ndarray
+    acquired: np.ndarray  # days since 1970, NO_DATE where null
+
+
+def _read_lots(lots_t: LotsTable, acc: Accounts, sec: Securities) -> Lots:
+    """One pass over the lots: the columns as arrays (the ids as rows of accounts and
+    securities)."""
+    n = lots_t.num_rows
+    lots = Lots(account=np.empty(n, np.int32), security=np.empty(n, np.int32),
+                quantity=np.empty(n), basis=np.empty(n), acquired=np.empty(n, np.int32))
+    start = 0
+    for b in lots_t.batches(LOT_COLUMNS[1:]):
+        rows = slice(start, start + b.num_rows)
+        lots.account[rows] = _rows_of(column(b, "lots", "account_id"), acc.index)
+        lots.security[rows] = _rows_of(column(b, "lots", "security_id"), sec.index)
+        lots.quantity[rows] = column(b, "lots", "quantity").to_numpy(zero_copy_only=False)
+        lots.basis[rows] = column(b, "lots", "cost_basis").to_numpy(zero_copy_only=False)
+        lots.acquired[rows] = column(b, "lots", "acquired_date").cast(pa.int32()).fill_null(
+            NO_DATE).to_numpy(zero_copy_only=False)
+        start = rows.stop
+    return lots
+
+
+@dataclass
+class NewLots:
+    """Night 1's buys as lots, in trade order."""
+    lot_id: list[str]
+    account_id: pa.ChunkedArray
+    security_id: pa.ChunkedArray
+    household: list[str | None]  # the buy's household, for the wash-sale matching
+    account: np.ndarray
+    security: np.ndarray
+    quantity: np.ndarray
+    basis: np.ndarray  # quantity x price, plus the washed losses they take
 
 
 # -- taxes at a new year ----------------------------------------------------------------------
@@ -216,177 +422,267 @@ def next_night(book: str, output: str, run_date: str, out: str, days: int = 1, s
     d1 = np.datetime64(run_date, "D")
     d2 = d1 + np.timedelta64(days, "D")
     rng = np.random.default_rng([seed, int(d1.astype(np.int64)), days])
-    trades, results, manifest = _night_outputs(output, run_date)
+    trades_t, results, manifest = _night_outputs(output, run_date)
     default_bps = float(manifest.get("config", {}).get("default_cost_bps", 5.0))
 
-    t = {name: read_table(book, name) for name in CHANGED}
+    t = {name: read_table(book, name) for name in ("households", "accounts", "securities", "transactions")}
+    lots_t = LotsTable.open(book)
     for name in ("households", "accounts", "lots", "securities"):
-        if t[name] is None:
+        if (lots_t if name == "lots" else t[name]) is None:
             raise FileNotFoundError(f"{book}: the required table {name} is missing")
-    hh_t, acct_t, lot_t, sec_t = t["households"], t["accounts"], t["lots"], t["securities"]
+    sec = _securities(t["securities"], default_bps)
+    acc = _accounts(t["accounts"])
+    tr = _trades(trades_t, acc, sec)
+    del trades_t
+    pa.default_memory_pool().release_unused()  # arrow keeps freed memory; polars joins next
 
-    # -- reference data --
-    sec_id = _strings(column(sec_t, "securities", "security_id"))
-    price = _floats(column(sec_t, "securities", "price"))
-    sec_class = _strings(column(sec_t, "securities", "asset_class"))
-    group = _strings(column(sec_t, "securities", "wash_group"))
-    group = np.where(_is_none(group), sec_id, group)
-    bps = _floats(column(sec_t, "securities", "cost_bps"))
-    cost_rate = np.where(np.isnan(bps), default_bps, bps) / 1e4
-    income = (np.nan_to_num(_floats(column(sec_t, "securities", "income_yield")))
-              + np.nan_to_num(_floats(column(sec_t, "securities", "cg_distribution"))))
-    cg = np.nan_to_num(_floats(column(sec_t, "securities", "cg_distribution")))
-    sec_of = {s: i for i, s in enumerate(sec_id.tolist()) if s is not None}
+    # 1. night 1's cash flows settle
+    cash, contribution, withdrawal = _settle(acc, results)
 
-    acct_id = _strings(column(acct_t, "accounts", "account_id"))
-    acct_hh = _strings(column(acct_t, "accounts", "household_id"))
-    acct_type = _strings(column(acct_t, "accounts", "account_type"))
-    cash = np.nan_to_num(_floats(column(acct_t, "accounts", "cash")))
-    contribution = np.nan_to_num(_floats(column(acct_t, "accounts", "contribution")))
-    withdrawal = np.nan_to_num(_floats(column(acct_t, "accounts", "withdrawal")))
-    tradable = np.array(column(acct_t, "accounts", "tradable").fill_null(True).to_pylist(), dtype=bool)
-    acct_of = {a: i for i, a in enumerate(acct_id.tolist()) if a is not None}
+    # 2. night 1's trades execute
+    sold_row = _sold_rows(lots_t, tr.lot_id)
+    _check_trades(tr, sold_row, book, run_date)
+    lots = _read_lots(lots_t, acc, sec)
+    closed = _execute_sells(lots, tr, sold_row)
+    keep = np.ones(lots_t.num_rows, dtype=bool)
+    keep[closed] = False
+    new = _new_lots(tr, _taken_lot_ids(lots_t, run_date), run_date)
+    tr.lot_id = None  # not needed any more: its memory goes
+    cash = _trade_cash(cash, tr, sec)
+    n_wash = _wash_basis(tr, sold_row, lots, keep, new, acc, sec, d1)
 
-    # -- 1. night 1's cash flows settle --
-    status = dict(zip(results.column("household_id").to_pylist(), results.column("status").to_pylist()))
-    settled = np.array([status.get(h) in SETTLED for h in acct_hh.tolist()], dtype=bool)
-    cash = np.where(settled, cash + contribution - withdrawal, cash)
-    contribution = np.where(settled, 0.0, contribution)
-    withdrawal = np.where(settled, 0.0, withdrawal)
+    # 3. prices move
+    new_price = _random_walk(rng, sec.ids, sec.asset_class, sec.price, days, daily_vol)
 
-    # -- 2. night 1's trades execute --
-    lot_id = _strings(column(lot_t, "lots", "lot_id"))
-    lot_acct = _strings(column(lot_t, "lots", "account_id"))
-    lot_sec = _strings(column(lot_t, "lots", "security_id"))
-    qty = _floats(column(lot_t, "lots", "quantity"))
-    basis = _floats(column(lot_t, "lots", "cost_basis"))
-    acquired = np.array(column(lot_t, "lots", "acquired_date").cast(pa.int32()).fill_null(
-        np.iinfo(np.int32).min).to_numpy(zero_copy_only=False), dtype=np.int64)
-    lot_of = {x: i for i, x in enumerate(lot_id.tolist()) if x is not None}
-
-    tr = {k: trades.column(k).to_pylist() for k in (
-        "household_id", "account_id", "security_id", "side", "lot_id", "quantity", "price",
-        "notional", "realized_gain", "wash_sale", "disallowed_loss")}
-    n_tr = trades.num_rows
-    sold = np.zeros(len(lot_id))
-    new_lots: list[dict] = []
-    tx_rows: list[dict] = []
-    taken = set(lot_of)
-    for i in range(n_tr):
-        a = acct_of.get(tr["account_id"][i])
-        s = sec_of.get(tr["security_id"][i])
-        if a is None or s is None:
-            raise ValueError(f"trade {i} of {run_date}: account {tr['account_id'][i]} or security "
-                             f"{tr['security_id'][i]} is not in {book}; OUTPUT is another book's")
-        q, notional = float(tr["quantity"][i]), float(tr["notional"][i])
-        if tr["side"][i] == "sell":
-            lot = lot_of.get(tr["lot_id"][i])
-            if lot is None:
-                raise ValueError(f"sell of lot {tr['lot_id'][i]} on {run_date}: no such lot in "
-                                 f"{book}; OUTPUT is another book's")
-            sold[lot] += q
-            cash[a] += notional * (1.0 - cost_rate[s])
-            gain = tr["realized_gain"][i]
-            tx_rows.append(dict(account_id=tr["account_id"][i], security_id=tr["security_id"][i],
-                                trade_date=run_date, side="sell", quantity=q,
-                                realized_gain=0.0 if gain is None else float(gain)))
-        else:
-            cash[a] -= notional * (1.0 + cost_rate[s])
-            base = f"{tr['account_id'][i]}-N{run_date.replace('-', '')}-{tr['security_id'][i]}"
-            new_id, k = base, 1
-            while new_id in taken:
-                k += 1
-                new_id = f"{base}-{k}"
-            taken.add(new_id)
-            new_lots.append(dict(lot_id=new_id, account_id=tr["account_id"][i],
-                                 security_id=tr["security_id"][i], quantity=q,
-                                 cost_basis=q * float(tr["price"][i]), acquired_date=run_date,
-                                 household=tr["household_id"][i]))
-            tx_rows.append(dict(account_id=tr["account_id"][i], security_id=tr["security_id"][i],
-                                trade_date=run_date, side="buy", quantity=q, realized_gain=None))
-    # (a lot of a household set aside for bad data, e.g. a negative quantity, is
-    # never sold: it is carried as it is)
-    over = (sold > 0) & (sold > qty * (1 + QTY_REL_TOL) + QTY_REL_TOL)
-    if over.any():
-        j = int(np.flatnonzero(over)[0])
-        raise ValueError(f"lot {lot_id[j]}: {sold[j]:g} shares sold of {qty[j]:g}")
-    traded = sold > 0
-    rest = np.where(traded, qty - sold, qty)
-    closed = traded & (rest <= QTY_REL_TOL * np.maximum(np.abs(qty), 1.0))
-    basis = np.where(traded & ~closed, basis * rest / np.where(qty > 0, qty, 1.0), basis)
-    qty = np.where(traded & ~closed, rest, qty)
-
-    n_wash = _wash_basis(tr, lot_of, lot_acct, lot_sec, acquired, qty, closed, basis, new_lots,
-                         acct_of, acct_hh, acct_type, sec_of, group, d1)
-
-    # -- 3. prices move --
-    new_price = _random_walk(rng, sec_id, sec_class, price, days, daily_vol)
-
-    # -- 4. income on the holdings after the trades, at the new prices --
-    keep = ~closed
-    held_acct = np.array([acct_of.get(a, -1) for a in lot_acct[keep].tolist()]
-                         + [acct_of[r["account_id"]] for r in new_lots], dtype=np.int64)
-    held_sec = np.array([sec_of.get(x, -1) for x in lot_sec[keep].tolist()]
-                        + [sec_of[r["security_id"]] for r in new_lots], dtype=np.int64)
-    held_qty = np.concatenate([qty[keep], [r["quantity"] for r in new_lots]])
-    ok = (held_acct >= 0) & (held_sec >= 0) & (held_qty > 0) & np.isfinite(held_qty)
-    value = np.where(ok, held_qty * np.nan_to_num(new_price[np.maximum(held_sec, 0)]), 0.0)
-    years = days / 365.0
-    pay = np.bincount(held_acct[ok], weights=(value * income[np.maximum(held_sec, 0)] * years)[ok],
-                      minlength=len(acct_id))
-    cg_pay = np.bincount(held_acct[ok], weights=(value * cg[np.maximum(held_sec, 0)] * years)[ok],
-                         minlength=len(acct_id))
+    # 4. income on the holdings after the trades, at the new prices
+    pay, cg_pay, held = _income(lots, keep, new, len(acc.ids), new_price, sec, days)
     pay = np.round(pay, 2)
-    cash += pay
+    cash = cash + pay
 
-    # -- 5. contributions --
-    acct_value = np.bincount(held_acct[ok], weights=value[ok], minlength=len(acct_id)) + cash
-    order = np.argsort(np.array([a or "" for a in acct_id.tolist()], dtype=object), kind="stable")
-    draw = np.empty(len(acct_id))
-    draw[order] = rng.random(len(acct_id))
-    gets = tradable & (draw < 1.0 - (1.0 - contribution_share) ** days)
-    added = np.where(gets, np.round(np.maximum(0.01 * acct_value, 100.0), 2), 0.0)
-    cash += added
+    # 5. contributions
+    added = _contributions(rng, acc, held + cash, days, contribution_share)
+    cash = cash + added
     cash = np.where((cash < 0) & (cash > -0.01), 0.0, cash)  # a cent of float noise
 
-    # -- households: realized gains, budget, the year --
-    _write_households(out, hh_t, results, acct_hh, acct_type, cg_pay, d1, d2)
-    acct_t = _set(acct_t, "cash", pa.array(cash))
+    # 6. households: realized gains, budget, the year; then every table is written
+    _write_households(out, t["households"], results, acc.household, acc.type, cg_pay, d1, d2)
+    acct_t = _set(t["accounts"], "cash", pa.array(cash))
     acct_t = _set(acct_t, "contribution", pa.array(contribution))
     acct_t = _set(acct_t, "withdrawal", pa.array(withdrawal))
-    sec_t = _set(sec_t, "price", pa.array(new_price))
-    lot_t = _set(lot_t, "quantity", pa.array(qty))
-    lot_t = _set(lot_t, "cost_basis", pa.array(basis))
-    lot_t = lot_t.filter(pa.array(keep))
-    if new_lots:
-        fresh = pa.table({
-            "lot_id": pa.array([r["lot_id"] for r in new_lots], pa.string()),
-            "account_id": pa.array([r["account_id"] for r in new_lots], pa.string()),
-            "security_id": pa.array([r["security_id"] for r in new_lots], pa.string()),
-            "quantity": pa.array([r["quantity"] for r in new_lots], pa.float64()),
-            "cost_basis": pa.array([r["cost_basis"] for r in new_lots], pa.float64()),
-            "acquired_date": pa.array([datetime.date.fromisoformat(r["acquired_date"])
-                                       for r in new_lots], pa.date32()),
-        })
-        lot_t = _append(lot_t, fresh, "lots")
-    tx_t = t["transactions"]
-    if tx_rows:
-        fresh = pa.table({
-            "account_id": pa.array([r["account_id"] for r in tx_rows], pa.string()),
-            "security_id": pa.array([r["security_id"] for r in tx_rows], pa.string()),
-            "trade_date": pa.array([datetime.date.fromisoformat(r["trade_date"]) for r in tx_rows],
-                                   pa.date32()),
-            "side": pa.array([r["side"] for r in tx_rows], pa.string()),
-            "quantity": pa.array([r["quantity"] for r in tx_rows], pa.float64()),
-            "realized_gain": pa.array([r["realized_gain"] for r in tx_rows], pa.float64()),
-        })
-        tx_t = fresh if tx_t is None else _append(tx_t, fresh, "transactions")
+    pq.write_table(acct_t, os.path.join(out, "accounts.parquet"))
+    pq.write_table(_set(t["securities"], "price", pa.array(new_price)),
+                   os.path.join(out, "securities.parquet"))
+    _write_lots(os.path.join(out, "lots.parquet"), lots_t, lots, keep, new, d1)
+    del lots, keep
+    tx_t = _transactions(t["transactions"], tr, d1)
+    if tx_t is not None:
+        pq.write_table(tx_t, os.path.join(out, "transactions.parquet"))
+    _copy_unchanged(book, out)
+    summary = NextNight(
+        run_date=str(d2), previous_run_date=run_date, days=days, seed=seed,
+        sells=tr.sells, buys=tr.buys, lots_closed=len(closed), lots_opened=len(new.lot_id),
+        wash_sales=n_wash, income=round(float(pay.sum()), 2),
+        contributions=round(float(added.sum()), 2), path=out)
+    with open(os.path.join(out, "_next_night.json"), "w") as f:
+        json.dump(asdict(summary), f, sort_keys=True)
+    return summary
 
-    os.makedirs(out, exist_ok=True)
-    for name, table in (("accounts", acct_t), ("lots", lot_t), ("securities", sec_t),
-                        ("transactions", tx_t)):
-        if table is not None:
-            pq.write_table(table, os.path.join(out, f"{name}.parquet"))
+
+def _settle(acc: Accounts, results: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 1: cash, contribution and withdrawal after night 1's flows settle in the
+    households whose night ended traded or no_trade."""
+    status = dict(zip(results.column("household_id").to_pylist(), results.column("status").to_pylist()))
+    settled = np.array([status.get(h) in SETTLED for h in acc.household.tolist()], dtype=bool)
+    cash = np.where(settled, acc.cash + acc.contribution - acc.withdrawal, acc.cash)
+    return (cash, np.where(settled, 0.0, acc.contribution), np.where(settled, 0.0, acc.withdrawal))
+
+
+def _sold_rows(lots_t: LotsTable, trade_lot_ids: pa.ChunkedArray) -> np.ndarray:
+    """The row of the lot each trade names (-1: none), by joining the trades' lot_id to
+    the lots'; an id in several rows is the last of them, as a dict by lot_id finds it."""
+    trade_ids = pl.from_arrow(pa.table({"lot_id": trade_lot_ids})).lazy().with_row_index("trade")
+    pairs = (lots_t.lot_ids().with_row_index("row")
+             .join(trade_ids, on="lot_id", how="inner")
+             .select("trade", "row").collect(engine="streaming"))
+    row = np.full(len(trade_lot_ids), -1, dtype=np.int64)
+    np.maximum.at(row, pairs["trade"].to_numpy(), pairs["row"].to_numpy().astype(np.int64))
+    return row
+
+
+def _check_trades(tr: Trades, sold_row: np.ndarray, book: str, run_date: str) -> None:
+    """The first trade whose account, security or sold lot the book does not have is
+    an error: OUTPUT is another book's."""
+    bad = np.flatnonzero((tr.account < 0) | (tr.security < 0) | (tr.sell & (sold_row < 0)))
+    if not bad.size:
+        return
+    i = int(bad[0])
+    account, security, lot = (c[i].as_py() for c in (tr.account_id, tr.security_id, tr.lot_id))
+    if tr.account[i] < 0 or tr.security[i] < 0:
+        raise ValueError(f"trade {i} of {run_date}: account {account} or security "
+                         f"{security} is not in {book}; OUTPUT is another book's")
+    raise ValueError(f"sell of lot {lot} on {run_date}: no such lot in {book}; OUTPUT is another book's")
+
+
+def _execute_sells(lots: Lots, tr: Trades, sold_row: np.ndarray) -> np.ndarray:
+    """The sells, in place: each lot's shares sold added up in trade order; a lot sold
+    out closes, a lot sold in part keeps the rest with its basis pro rata. Returns the
+    rows of the closed lots. (A lot of a household set aside for bad data, e.g. a
+    negative quantity, is never sold: it is carried as it is.)"""
+    sells = np.flatnonzero(tr.sell)
+    sold = np.zeros(len(lots.quantity))
+    np.add.at(sold, sold_row[sells], tr.quantity[sells])
+    rows = np.flatnonzero(sold > 0)
+    sold, qty, basis = sold[rows], lots.quantity[rows], lots.basis[rows]
+    over = sold > qty * (1 + QTY_REL_TOL) + QTY_REL_TOL
+    if over.any():
+        j = int(np.argmax(over))
+        lot_id = tr.lot_id[int(sells[np.argmax(sold_row[sells] == rows[j])])].as_py()
+        raise ValueError(f"lot {lot_id}: {sold[j]:g} shares sold of {qty[j]:g}")
+    rest = qty - sold
+    closed = rest <= QTY_REL_TOL * np.maximum(np.abs(qty), 1.0)
+    part = ~closed
+    lots.basis[rows[part]] = basis[part] * rest[part] / np.where(qty[part] > 0, qty[part], 1.0)
+    lots.quantity[rows[part]] = rest[part]
+    return rows[closed]
+
+
+def _taken_lot_ids(lots_t: LotsTable, run_date: str) -> set[str]:
+    """The book's lot ids a new lot's id could collide with: those with the night's
+    ``-N<YYYYMMDD>-``, which every new id has."""
+    mark = f"-N{run_date.replace('-', '')}-"
+    found = lots_t.lot_ids().filter(pl.col("lot_id").str.contains(mark, literal=True))
+    return set(found.collect(engine="streaming")["lot_id"].to_list())
+
+
+def _new_lots(tr: Trades, taken: set[str], run_date: str) -> NewLots:
+    """Night 1's buys as new lots: id ``<account>-N<YYYYMMDD>-<security>`` (``-2``,
+    ``-3``, ... when taken by a lot of the book or an earlier buy), basis quantity x
+    price."""
+    buys = np.flatnonzero(~tr.sell)
+    account_id = tr.account_id.take(buys)
+    security_id = tr.security_id.take(buys)
+    day = run_date.replace("-", "")
+    lot_ids = []
+    for a, s in zip(account_id.to_pylist(), security_id.to_pylist()):
+        base = f"{a}-N{day}-{s}"
+        new_id, k = base, 1
+        while new_id in taken:
+            k += 1
+            new_id = f"{base}-{k}"
+        taken.add(new_id)
+        lot_ids.append(new_id)
+    quantity = tr.quantity[buys]
+    return NewLots(lot_id=lot_ids, account_id=account_id, security_id=security_id,
+                   household=tr.buy_household,
+                   account=tr.account[buys], security=tr.security[buys], quantity=quantity,
+                   basis=quantity * tr.buy_price)
+
+
+def _trade_cash(cash: np.ndarray, tr: Trades, sec: Securities) -> np.ndarray:
+    """Cash after the trades, added in trade order: a sell brings its notional less its
+    cost, a buy takes its notional plus its cost."""
+    rate = sec.cost_rate[tr.security]
+    flow = np.where(tr.sell, tr.notional * (1.0 - rate), -(tr.notional * (1.0 + rate)))
+    cash = cash.copy()
+    np.add.at(cash, tr.account, flow)
+    return cash
+
+
+def _income(lots: Lots, keep: np.ndarray, new: NewLots, n_accounts: int, price: np.ndarray,
+            sec: Securities, days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 4, per account: income paid, its capital-gain distributions, and the value
+    held at the new prices, over the kept lots (in row order) and then the new ones."""
+    years = days / 365.0
+    pay, cg_pay, held = np.zeros(n_accounts), np.zeros(n_accounts), np.zeros(n_accounts)
+
+    def add(account: np.ndarray, security: np.ndarray, quantity: np.ndarray) -> None:
+        ok = (account >= 0) & (security >= 0) & (quantity > 0) & np.isfinite(quantity)
+        s = np.maximum(security, 0)
+        value = np.where(ok, quantity * np.nan_to_num(price[s]), 0.0)
+        np.add.at(pay, account[ok], (value * sec.income[s] * years)[ok])
+        np.add.at(cg_pay, account[ok], (value * sec.cg[s] * years)[ok])
+        np.add.at(held, account[ok], value[ok])
+
+    for start in range(0, len(keep), BATCH_ROWS):
+        rows = slice(start, start + BATCH_ROWS)
+        k = keep[rows]
+        add(lots.account[rows][k], lots.security[rows][k], lots.quantity[rows][k])
+    add(new.account, new.security, new.quantity)
+    return pay, cg_pay, held
+
+
+def _contributions(rng: np.random.Generator, acc: Accounts, value: np.ndarray, days: int,
+                   share: float) -> np.ndarray:
+    """Step 5: each tradable account's contribution (0 for most); the draws are in
+    sorted id order, so the file's row order does not matter."""
+    order = np.argsort(np.array([a or "" for a in acc.ids.tolist()], dtype=object), kind="stable")
+    draw = np.empty(len(acc.ids))
+    draw[order] = rng.random(len(acc.ids))
+    gets = acc.tradable & (draw < 1.0 - (1.0 - share) ** days)
+    return np.where(gets, np.round(np.maximum(0.01 * value, 100.0), 2), 0.0)
+
+
+def _lot_rows(rows: pa.Table, quantity: np.ndarray, basis: np.ndarray, typed: bool) -> pa.Table:
+    """Lots as written: quantity and basis after the trades; when new lots follow, the
+    contract columns read as their types."""
+    rows = _set(rows, "quantity", pa.array(quantity, pa.float64()))
+    rows = _set(rows, "cost_basis", pa.array(basis, pa.float64()))
+    if typed:
+        for name in LOT_COLUMNS:
+            rows = _set(rows, name, column(rows, "lots", name))
+    return rows
+
+
+def _write_lots(path: str, lots_t: LotsTable, lots: Lots, keep: np.ndarray, new: NewLots,
+                d1: np.datetime64) -> None:
+    """The lots table, a slice at a time: the kept lots in their order, then the new
+    ones (their other columns null)."""
+    typed = len(new.lot_id) > 0
+    empty = np.empty(0)
+    schema = _lot_rows(lots_t.schema.empty_table(), empty, empty, typed).schema
+    with pq.ParquetWriter(path, schema) as writer:
+        start = 0
+        for batch in lots_t.batches():
+            rows = slice(start, start + batch.num_rows)
+            k = keep[rows]
+            if not k.all():
+                batch = batch.filter(pa.array(k))
+            writer.write_table(_lot_rows(batch, lots.quantity[rows][k], lots.basis[rows][k], typed))
+            start = rows.stop
+        if typed:
+            fresh = {
+                "lot_id": pa.array(new.lot_id, pa.string()),
+                "account_id": pc.cast(new.account_id, pa.string()),
+                "security_id": pc.cast(new.security_id, pa.string()),
+                "quantity": pa.array(new.quantity, pa.float64()),
+                "cost_basis": pa.array(new.basis, pa.float64()),
+                "acquired_date": pa.array(np.full(len(new.lot_id), d1), pa.date32()),
+            }
+            n = len(new.lot_id)
+            writer.write_table(pa.table([fresh[f.name] if f.name in fresh else pa.nulls(n, f.type)
+                                         for f in schema], schema=schema))
+
+
+def _transactions(tx_t: pa.Table | None, tr: Trades, d1: np.datetime64) -> pa.Table | None:
+    """``transactions`` with every trade of night 1 appended on its date (a sell's
+    realized gain 0 where null: a tax-advantaged sale realizes nothing)."""
+    n = len(tr.sell)
+    if n == 0:
+        return tx_t
+    sell = pa.array(tr.sell)
+    fresh = pa.table({
+        "account_id": tr.account_id,
+        "security_id": tr.security_id,
+        "trade_date": pa.array(np.full(n, d1), pa.date32()),
+        "side": pc.if_else(sell, "sell", "buy"),
+        "quantity": pa.array(tr.quantity, pa.float64()),
+        "realized_gain": pc.if_else(sell, tr.realized_gain.fill_null(0.0), pa.scalar(None, pa.float64())),
+    })
+    return fresh if tx_t is None else _append(tx_t, fresh, "transactions")
+
+
+def _copy_unchanged(book: str, out: str) -> None:
+    """Every other table of the book, as it is."""
     for name in INPUT_TABLES:
         if name in CHANGED:
             continue
@@ -395,15 +691,6 @@ def next_night(book: str, output: str, run_date: str, out: str, days: int = 1, s
             shutil.copy2(single, os.path.join(out, f"{name}.parquet"))
         elif os.path.isdir(folder):
             shutil.copytree(folder, os.path.join(out, name))
-    summary = NextNight(
-        run_date=str(d2), previous_run_date=run_date, days=days, seed=seed,
-        sells=sum(1 for s in tr["side"] if s == "sell"),
-        buys=sum(1 for s in tr["side"] if s == "buy"),
-        lots_closed=int(closed.sum()), lots_opened=len(new_lots), wash_sales=n_wash,
-        income=round(float(pay.sum()), 2), contributions=round(float(added.sum()), 2), path=out)
-    with open(os.path.join(out, "_next_night.json"), "w") as f:
-        json.dump(asdict(summary), f, sort_keys=True)
-    return summary
 
 
 def _is_none(a: np.ndarray) -> np.ndarray:
@@ -416,7 +703,6 @@ def _append(old: pa.Table, fresh: pa.Table, table: str) -> pa.Table:
     for name in fresh.column_names:
         old = _set(old, name, column(old, table, name))
     return pa.concat_tables([old, fresh], promote_options="default")
-
 
 def _random_walk(rng: np.random.Generator, sec_id: np.ndarray, sec_class: np.ndarray,
                  price: np.ndarray, days: int, vol: float) -> np.ndarray:
@@ -440,49 +726,58 @@ def _random_walk(rng: np.random.Generator, sec_id: np.ndarray, sec_class: np.nda
     return np.where(good, np.maximum(moved, 1e-4), price)
 
 
-def _wash_basis(tr: dict, lot_of: dict, lot_acct: np.ndarray, lot_sec: np.ndarray,
-                acquired: np.ndarray, qty: np.ndarray, closed: np.ndarray, basis: np.ndarray,
-                new_lots: list[dict], acct_of: dict, acct_hh: np.ndarray, acct_type: np.ndarray,
-                sec_of: dict, group: np.ndarray, d1: np.datetime64) -> int:
-    """Each washed loss into its replacement shares' basis (in place); the count."""
-    washed = [i for i, w in enumerate(tr["wash_sale"]) if w and (tr["disallowed_loss"][i] or 0) > 0]
-    if not washed:
+def _wash_basis(tr: Trades, sold_row: np.ndarray, lots: Lots, keep: np.ndarray, new: NewLots,
+                acc: Accounts, sec: Securities, d1: np.datetime64) -> int:
+    """Each washed loss into its replacement shares' basis (in place: ``lots.basis``,
+    ``new.basis``), in trade order: first the household's open lots of the wash group
+    acquired in the window (oldest first, the sold lot not), then tonight's buys; only
+    a taxable account's basis takes it. Returns the number of washed trades."""
+    if not tr.washed.size:
         return 0
-    today = int(d1.astype(np.int64))
-    lot_hh = np.array([acct_hh[acct_of[a]] if a in acct_of else None for a in lot_acct.tolist()],
-                      dtype=object)
-    lot_group = np.array([group[sec_of[s]] if s in sec_of else None for s in lot_sec.tolist()],
-                         dtype=object)
-    left = qty.copy()  # replacement shares not yet used
-    left_new = [r["quantity"] for r in new_lots]
-    for i in washed:
-        sold_lot = lot_of[tr["lot_id"][i]]
-        hh, g = tr["household_id"][i], group[sec_of[tr["security_id"][i]]]
-        shares = float(tr["quantity"][i])
-        per_share = float(tr["disallowed_loss"][i]) / shares
-        pool = np.flatnonzero((lot_hh == hh) & (lot_group == g) & ~closed
-                              & (acquired >= today - WASH_DAYS) & (acquired <= today))
-        pool = pool[pool != sold_lot]
-        for j in pool[np.argsort(acquired[pool], kind="stable")]:
-            m = min(shares, left[j])
+    group = sec.group[tr.security[tr.washed]]
+    replacements = _replacement_lots(lots, keep, acc, sec, set(tr.washed_household), d1)
+    bought: dict[tuple, list[int]] = {}
+    for k, (h, s) in enumerate(zip(new.household, new.security.tolist())):
+        bought.setdefault((h, sec.group[s]), []).append(k)
+    left: dict[int, float] = {}  # replacement shares not yet used, by lot row
+    left_new = new.quantity.copy()
+    taxable = acc.type == "taxable"
+    for i, hh, g, loss in zip(tr.washed.tolist(), tr.washed_household, group.tolist(),
+                              tr.washed_loss.tolist()):
+        shares = float(tr.quantity[i])
+        per_share = loss / shares
+        pool = [j for j in replacements.get((hh, g), ()) if j != sold_row[i]]
+        for j in sorted(pool, key=lambda j: lots.acquired[j]):
+            m = min(shares, left.get(j, lots.quantity[j]))
             if m <= 0:
                 continue
             shares -= m
-            left[j] -= m
-            if acct_type[acct_of[lot_acct[j]]] == "taxable":
-                basis[j] += m * per_share
-        for k, r in enumerate(new_lots):
+            left[j] = left.get(j, lots.quantity[j]) - m
+            if taxable[lots.account[j]]:
+                lots.basis[j] += m * per_share
+        for k in bought.get((hh, g), ()):
             if shares <= 0:
                 break
-            if r["household"] != hh or group[sec_of[r["security_id"]]] != g:
-                continue
             m = min(shares, left_new[k])
             shares -= m
             left_new[k] -= m
-            if acct_type[acct_of[r["account_id"]]] == "taxable":
-                r["cost_basis"] += m * per_share
-    return len(washed)
+            if taxable[new.account[k]]:
+                new.basis[k] += m * per_share
+    return int(tr.washed.size)
 
+
+def _replacement_lots(lots: Lots, keep: np.ndarray, acc: Accounts, sec: Securities,
+                      households: set, d1: np.datetime64) -> dict[tuple, list[int]]:
+    """The rows of the open lots acquired in the wash-sale window before ``d1`` in the
+    given households, in row order, by (household, wash group)."""
+    today = int(d1.astype(np.int64))
+    in_household = np.array([h in households for h in acc.household.tolist()] + [False])
+    rows = np.flatnonzero((lots.acquired >= today - WASH_DAYS) & (lots.acquired <= today) & keep
+                          & in_household[lots.account] & (lots.security >= 0))
+    found: dict[tuple, list[int]] = {}
+    for j, a, s in zip(rows.tolist(), lots.account[rows].tolist(), lots.security[rows].tolist()):
+        found.setdefault((acc.household[a], sec.group[s]), []).append(j)
+    return found
 
 def _write_households(out: str, hh_t: pa.Table, results: pa.Table, acct_hh: np.ndarray,
                       acct_type: np.ndarray, cg_pay: np.ndarray, d1: np.datetime64,
