@@ -62,6 +62,7 @@ MIN_TRADE_REPAIR_ROUNDS = 8  # LP rounds before binaries: each costs two cheap r
 TAX_BUDGET_ROUNDS = 3  # tightening the budget row converges in one or two
 MIN_TRADE_SETTLE_ROUNDS = 2  # a minimum-order repair after the budget, then the budget again
 W1_CLEARING_TRIALS = 4  # groups per household whose pool is worth a trial solve
+PIN_TOLERANCE = 1e-3  # dollars: a bound set on an answer's value, loosened for a retry
 
 
 @dataclass(frozen=True, eq=False)
@@ -358,18 +359,28 @@ class _Run:
         # class (cash included) may grow past where stage one put it, and each may
         # shrink only by a sliver of value, which is how a relocation pays its
         # trading costs (they are all that leaves the household's exposures).
-        fixed = first.x[self.drift]
+        self._set_costs(self.lp.cost)
+        second = self._location_stage(first.x[self.drift], 0.0)
+        if second.status == SolveStatus.INFEASIBLE:
+            # stage one's answer is feasible only to the solver's tolerances, and bounds
+            # set exactly on it can leave an LP that one start solves and another calls
+            # infeasible: once more with those bounds a tenth of a cent looser
+            second = self._location_stage(first.x[self.drift], PIN_TOLERANCE)
+        if second.status != SolveStatus.OPTIMAL:
+            return first
+        return second
+
+    def _location_stage(self, fixed: np.ndarray, pin: float) -> SolveResult:
+        """The location stage's solve with every class exposure held at ``fixed``
+        (stage one's), loosened by ``pin`` dollars where it is held exactly."""
         over = np.tile([True, True, False, False], len(fixed) // 4)
-        lo = np.where(over, fixed - self.exposure_slack, fixed)
-        up = np.where(over, fixed, fixed + self.exposure_slack)
+        lo = np.where(over, fixed - self.exposure_slack, fixed - pin)
+        up = np.where(over, fixed + pin, fixed + self.exposure_slack)
         lo = np.maximum(self.lp.lower[self.drift], lo)
         up = np.minimum(self.lp.upper[self.drift], up)
         self.solver.set_bounds(self.drift, lo, np.maximum(lo, up))
-        self._set_costs(self.lp.cost)
         second = self._one()
         self.solver.set_bounds(self.drift, self.lp.lower[self.drift], self.lp.upper[self.drift])
-        if second.status != SolveStatus.OPTIMAL:
-            return first
         return second
 
     def _set_costs(self, cost: np.ndarray) -> None:
