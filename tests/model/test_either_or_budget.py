@@ -41,6 +41,13 @@ def check(hh, s, out):
                                            disallowed_loss=p.disallowed_loss)]
 
 
+def traded_and_checked(hh, s, solver):
+    out = solve_household(hh, s, solver)
+    assert out.status == "traded"
+    assert check(hh, s, out) == []
+    return out
+
+
 SIDES = [ModelSettings(), ModelSettings(wash_sale_method="mip"),
          ModelSettings(whole_shares=True), ModelSettings(objective="lexicographic")]
 
@@ -48,9 +55,7 @@ SIDES = [ModelSettings(), ModelSettings(wash_sale_method="mip"),
 @pytest.mark.parametrize("s", SIDES, ids=["resolve", "mip", "whole_shares", "lexicographic"])
 def test_the_either_or_side_within_the_budget_wins_over_drift(household, solver, s):
     hh = withdrawal_beside_an_ira_buy(household, tax_budget=10.0)
-    out = solve_household(hh, s, solver)
-    assert out.status == "traded"
-    assert check(hh, s, out) == []
+    out = traded_and_checked(hh, s, solver)
     p = out.proposal
     assert p.sell[0] > 0  # the loss lot raises (some of) the cash
     assert not (p.buy_security == 0).any()  # so nothing buys XYZ (W3)
@@ -63,10 +68,7 @@ def test_with_room_in_the_budget_the_cheaper_side_still_wins(household, solver, 
     # $20 of tax fits a $50 budget: nothing gives way, so the either/or choice is made
     # on the objective as before and the IRA buys XYZ beside the BND sale
     hh = withdrawal_beside_an_ira_buy(household, tax_budget=50.0)
-    out = solve_household(hh, s, solver)
-    assert out.status == "traded"
-    assert check(hh, s, out) == []
-    p = out.proposal
+    p = traded_and_checked(hh, s, solver).proposal
     assert p.sell.tolist() == pytest.approx([0.0, 100.0])
     bought = p.buy_quantity[p.buy_security == 0].sum() * 100.0
     # 60% of the $110,000 left is XYZ: the $10,000 taxable keeps and $56,000 bought
