@@ -1317,10 +1317,10 @@ def round_whole_shares(hh: Household, d: Derived, s: ModelSettings, lp: LinearPr
     return res
 
 
-def gives_way_further(lp: LinearProgram, rounded: SolveResult, relaxed: SolveResult) -> bool:
-    """Whether rounding to whole shares makes the budgets give way further (to the
-    cent) than the relaxation did: then the MIP is tried, which may keep them."""
-    return round(elastic_use(lp, rounded.x), 2) > round(elastic_use(lp, relaxed.x), 2)
+def gives_way_further(lp: LinearProgram, a: SolveResult, b: SolveResult) -> bool:
+    """Whether answer ``a`` makes the budgets give way further than ``b`` (to the
+    cent): a whole-share rounding that does, against the relaxation, goes to the MIP."""
+    return round(elastic_use(lp, a.x), 2) > round(elastic_use(lp, b.x), 2)
 
 
 def solve_household(hh: Household, s: ModelSettings, solver: Solver,
@@ -1420,14 +1420,13 @@ def _solve_built(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
             extra_solves = st.run.solves
             mip = _solve_stages(hh, d, s, solver, lp, warm)
             if over is not None and not (mip.res.status == SolveStatus.OPTIMAL
-                                         and not gives_way_further(lp, mip.res, over)
                                          and gives_way_further(lp, over, mip.res)):
                 # the MIP found no whole-share answer that gives way less: the rounded
                 # one stands (and the checker judges its overrun)
                 st.res, lp = over, relaxed
-                st.run.seconds, st.run.iterations = extra_seconds + mip.run.seconds, \
-                    extra_iterations + mip.run.iterations
-                st.run.solves = extra_solves + mip.run.solves
+                st.run.seconds += mip.run.seconds
+                st.run.iterations += mip.run.iterations
+                st.run.solves += mip.run.solves
                 extra_seconds, extra_iterations, extra_solves = 0.0, 0, 0
             else:
                 used_mip, st = True, mip
