@@ -119,6 +119,46 @@ class _Columns:
                          for n, v in self.cols.items()}, schema=self.schema)
 
 
+class _Batches:
+    """Column-wise appends into one Arrow table, a record batch per call: a
+    household's order lines (hundreds to thousands of rows) go in as arrays, never
+    as Python objects one row at a time."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
+        self.batches: list[pa.RecordBatch] = []
+        self.n = 0
+
+    def extend(self, n: int, **cols: object) -> None:
+        """Append ``n`` rows; a column is an Arrow array, a numpy array (masked where
+        it is a masked array), a list, or a scalar repeated (None: null)."""
+        arrays = []
+        for f in self.schema:
+            v = cols.get(f.name)
+            if isinstance(v, np.ma.MaskedArray):
+                arrays.append(pa.array(v.data, type=f.type, mask=np.ma.getmaskarray(v)))
+            elif isinstance(v, pa.Array):
+                arrays.append(v)
+            elif isinstance(v, (np.ndarray, list)):
+                arrays.append(pa.array(v, type=f.type))
+            else:
+                arrays.append(pa.repeat(pa.scalar(v, type=f.type), n))
+        self.batches.append(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
+        self.n += n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def truncate(self, n: int) -> None:
+        """Drop the batches appended after the table had ``n`` rows."""
+        while self.n > n:
+            self.n -= self.batches.pop().num_rows
+        assert self.n == n, "truncate to a batch boundary"
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_batches(self.batches, schema=self.schema)
+
+
 def _class_holdings(hh: Household, d: Derived, remaining: np.ndarray, buy_account: np.ndarray,
                     buy_security: np.ndarray, buy_quantity: np.ndarray) -> np.ndarray:
     """Exposure dollars per class after the trades (``Derived.exposure_weight``)."""
@@ -133,8 +173,15 @@ def _class_holdings(hh: Household, d: Derived, remaining: np.ndarray, buy_accoun
     return out
 
 
+# the trades table's words, taken by index (a household writes up to thousands of lines)
+_SELL_REASONS = pa.array(["restriction", "tax_loss_harvest", "cash_raise", "asset_location",
+                          "rebalance"])
+_BUY_REASONS = pa.array(["cash_invest", "tax_loss_harvest", "asset_location", "rebalance"])
+_TERMS = pa.array(["short", "long"])
+
+
 def _reasons(hh: Household, d: Derived, p: Proposal, class_change: np.ndarray,
-             class_traded: np.ndarray) -> tuple[list[str], list[str]]:
+             class_traded: np.ndarray) -> tuple[pa.Array, pa.Array]:
     """Main driver of each sell (per lot) and each buy line, first match wins:
     sells restriction, tax_loss_harvest, cash_raise, asset_location, rebalance;
     buys cash_invest, tax_loss_harvest (a substitute in a harvested class),
@@ -149,18 +196,17 @@ def _reasons(hh: Household, d: Derived, p: Proposal, class_change: np.ndarray,
     a, sec = hh.lot_account[lots], hh.lot_security[lots]
     k = hh.asset_class[sec]
     harvest = d.lot_taxable[lots] & (d.gain_per_share[lots] < 0) & bool(hh.tlh_enabled)
-    sells = np.select(
+    sells = _SELL_REASONS.take(np.select(
         [d.no_hold[a, sec], harvest, needs_cash[a], relocation[k] & ~moved[a, k]],
-        ["restriction", "tax_loss_harvest", "cash_raise", "asset_location"],
-        default="rebalance")
+        np.arange(4), default=4))
     harvested = np.zeros(len(hh.classes), dtype=bool)
     harvested[k[harvest & ~d.no_hold[a, sec]]] = True
     kb = hh.asset_class[p.buy_security]
-    buys = np.select(
+    buys = _BUY_REASONS.take(np.select(
         [new_cash[p.buy_account], harvested[kb] & (hh.rank[p.buy_security] > 1),
          relocation[kb] & ~moved[p.buy_account, kb]],
-        ["cash_invest", "tax_loss_harvest", "asset_location"], default="rebalance")
-    return sells.tolist(), buys.tolist()
+        np.arange(3), default=3))
+    return sells, buys
 
 
 def _goal_class_moved(hh: Household, d: Derived, p: Proposal) -> np.ndarray:
@@ -219,7 +265,7 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
     rules = config.check_rules()
     thresholds = config.review_thresholds()
     solver = Solver(time_limit=config.time_limit, presolve=config.presolve)
-    trades = _Columns(TRADES_SCHEMA)
+    trades = _Batches(TRADES_SCHEMA)
     results = _Columns(HOUSEHOLD_RESULTS_SCHEMA)
     exceptions = _Columns(EXCEPTIONS_SCHEMA)
     warm_out = _Columns(WARM_SCHEMA)
@@ -333,7 +379,7 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
 
 
 def _report(hh: Household, outcome: Outcome, status: str, message: str | None, p: Proposal,
-            run_id: str, settings: ModelSettings, thresholds: ReviewThresholds, trades: _Columns,
+            run_id: str, settings: ModelSettings, thresholds: ReviewThresholds, trades: _Batches,
             results: _Columns, overrides_applied: list[str]) -> None:
     d = outcome.derived
     assert d is not None
@@ -367,8 +413,7 @@ def _report(hh: Household, outcome: Outcome, status: str, message: str | None, p
     est = estimate(hh, d, settings, p.sell, p.buy_account, p.buy_security,
                    p.buy_quantity)
     # order lines: sells summed per account x security, buys per line
-    lines = np.zeros((hh.n_accounts, hh.n_securities))
-    np.add.at(lines, (hh.lot_account, hh.lot_security), sell_value)
+    lines = hh.by_position(sell_value)
     largest = float(max(lines.max(initial=0.0), buy_value.max(initial=0.0)))
     restricted = bool((d.no_hold[hh.lot_account, hh.lot_security] & (p.sell > 0)).any()
                       or (d.no_sell[hh.lot_account, hh.lot_security] & (p.sell > 0)).any())
@@ -390,26 +435,28 @@ def _report(hh: Household, outcome: Outcome, status: str, message: str | None, p
                                      minlength=len(hh.classes)))
     sell_reasons, buy_reasons = _reasons(hh, d, p, class_change, traded_by_class)
     basis = np.where(hh.quantity > 0, hh.cost_basis * p.sell / hh.quantity, 0.0)
+    if len(sold) or len(buy_reasons):  # ids as Arrow arrays, taken by index per line
+        account_ids = pa.array(hh.account_ids, type=pa.string())
+        security_ids = pa.array(hh.security_ids, type=pa.string())
     if len(sold):
         a, s = hh.lot_account[sold], hh.lot_security[sold]
-        taxable = hh.account_type[a] == TAXABLE
+        untaxed = hh.account_type[a] != TAXABLE
         gain = sell_value[sold] - basis[sold]
         trades.extend(
             len(sold), run_id=run_id, household_id=hid,
-            account_id=[hh.account_ids[i] for i in a], security_id=[hh.security_ids[i] for i in s],
+            account_id=account_ids.take(a), security_id=security_ids.take(s),
             side="sell", lot_id=[hh.lot_ids[i] for i in sold], quantity=p.sell[sold],
             price=hh.price[s], notional=sell_value[sold],
-            realized_gain=[float(g) if t else None for g, t in zip(gain, taxable)],
-            term=[("long" if lg else "short") if t else None
-                  for lg, t in zip(d.is_long[sold], taxable)],
+            realized_gain=np.ma.masked_array(gain, mask=untaxed),
+            term=_TERMS.take(pa.array(d.is_long[sold].astype(np.int8), mask=untaxed)),
             wash_sale=(disallowed[sold] > 0),
-            disallowed_loss=[float(x) if x > 0 else None for x in disallowed[sold]],
+            disallowed_loss=np.ma.masked_array(disallowed[sold], mask=~(disallowed[sold] > 0)),
             reason=sell_reasons)
     if len(buy_reasons):
         trades.extend(
             len(buy_reasons), run_id=run_id, household_id=hid,
-            account_id=[hh.account_ids[i] for i in p.buy_account],
-            security_id=[hh.security_ids[i] for i in p.buy_security], side="buy",
+            account_id=account_ids.take(p.buy_account),
+            security_id=security_ids.take(p.buy_security), side="buy",
             quantity=p.buy_quantity, price=hh.price[p.buy_security], notional=buy_value,
             wash_sale=False, reason=buy_reasons)
     results.add(

@@ -174,6 +174,16 @@ def _where(mask: np.ndarray) -> list[int]:
     return [int(i) for i in np.flatnonzero(mask)]
 
 
+def _by_group(group: np.ndarray, mask: np.ndarray) -> dict[int, list[int]]:
+    """The indices where ``mask`` holds, by their ``group``, each list ascending (what
+    ``_where((group == g) & mask)`` gives for every g at once)."""
+    idx = np.flatnonzero(mask)
+    out: dict[int, list[int]] = {}
+    for g, i in zip(group[idx].tolist(), idx.tolist()):
+        out.setdefault(g, []).append(i)
+    return out
+
+
 def _txn_column(hh: Household, name: str, fill: float, dtype: type) -> np.ndarray:
     """An optional transactions column; unknown where absent or not one per row (a
     Household whose transactions were replaced without it)."""
@@ -218,16 +228,19 @@ def wash_sales(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
     acquired_day = np.asarray(hh.acquired, dtype="datetime64[D]").astype(np.int64)
     txn_day = np.asarray(hh.txn_date, dtype="datetime64[D]").astype(np.int64)
 
-    for g in sorted(set(group_of_lot[loss_sale].tolist())):
+    recent_by_group = _by_group(group_of_lot, recent_lot & (remaining > 0))
+    buys_by_group = _by_group(hh.txn_group, t_recent_buy)
+    today_by_group = _by_group(buy_group, np.asarray(buy_quantity) > 0)
+    sales_by_group = _by_group(group_of_lot, loss_sale)
+    for g in sorted(sales_by_group):
         # (sort key, shares, the lot they belong to or -1, what they are)
         pool: list[tuple[tuple[int, int, int, int], float, int, str]] = []
-        for l in _where((group_of_lot == g) & recent_lot & (remaining > 0)):
+        for l in recent_by_group.get(g, []):
             pool.append(((0, int(acquired_day[l]), 0, l), float(remaining[l]), l,
                          f"lot {hh.lot_ids[l]} ({hh.account_ids[hh.lot_account[l]]}, "
                          f"acquired {hh.acquired[l]})"))
         held_left: dict[tuple[int, int], float] = {}
-        rows = sorted(_where(t_recent_buy & (hh.txn_group == g)),
-                      key=lambda t: (int(txn_day[t]), t))
+        rows = sorted(buys_by_group.get(g, []), key=lambda t: (int(txn_day[t]), t))
         for t in rows:
             a, s = int(t_account[t]), int(t_security[t])
             position = (hh.lot_account == a) & (hh.lot_security == s)
@@ -241,7 +254,7 @@ def wash_sales(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
             pool.append(((0, int(txn_day[t]), 1, t), shares, -1,
                          f"buy of {hh.security_ids[s]} in {hh.account_ids[a]} on "
                          f"{hh.txn_date[t]}"))
-        for j in _where((buy_group == g) & (np.asarray(buy_quantity) > 0)):
+        for j in today_by_group.get(g, []):
             a, s = int(buy_account[j]), int(buy_security[j])
             pool.append(((1, 0, 2, j), float(buy_quantity[j]), -1,
                          f"today's buy of {buy_quantity[j]:g} {hh.security_ids[s]} in "
@@ -250,7 +263,7 @@ def wash_sales(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
             continue  # no replacement shares: no sale of this group is washed
         pool.sort(key=lambda e: e[0])
         left_in = [e[1] for e in pool]
-        in_group = np.flatnonzero(loss_sale & (group_of_lot == g))
+        in_group = np.asarray(sales_by_group[g])
         sales = in_group[np.lexsort((in_group, acquired_day[in_group]))].tolist()
         for l in sales:
             need = float(sell[l])
@@ -658,8 +671,7 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
                            f"exceeds max_cash {hh.max_cash[a]:,.2f}{kept}"))
 
     # -- restrictions, menus, model ---------------------------------------------------------
-    position = np.zeros((hh.n_accounts, hh.n_securities))
-    np.add.at(position, (hh.lot_account, hh.lot_security), q - sell)
+    position = hh.by_position(q - sell)
     np.add.at(position, (buy_account, buy_security), buy_quantity)
     lot_cell = (hh.lot_account, hh.lot_security)
     for r in hh.restrictions:
@@ -755,10 +767,8 @@ def check_proposal(hh: Household, sell: np.ndarray, buy_account: np.ndarray,
 
     # -- order sizes --------------------------------------------------------------------------
     if rules.min_trade_value > 0:
-        held = np.zeros((hh.n_accounts, hh.n_securities))
-        np.add.at(held, lot_cell, q)
-        sold_pos = np.zeros_like(held)
-        np.add.at(sold_pos, lot_cell, sell)
+        held = hh.by_position(q)
+        sold_pos = hh.by_position(sell)
         order_value = sold_pos * hh.price[None, :]
         closes = is_dust(held - sold_pos, rules.dust_shares)
         small = (sold_pos > 0) & (order_value < rules.min_trade_value - MONEY_TOL) & ~closes

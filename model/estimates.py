@@ -48,9 +48,7 @@ class Estimates:
 
 def holdings_dollars(hh: Household, remaining: np.ndarray) -> np.ndarray:
     """[n_a, n_s] dollars held, from shares remaining per lot."""
-    out = np.zeros((hh.n_accounts, hh.n_securities))
-    np.add.at(out, (hh.lot_account, hh.lot_security), remaining * hh.price[hh.lot_security])
-    return out
+    return hh.by_position(remaining * hh.price[hh.lot_security])
 
 
 def naive_baseline(hh: Household, d: Derived, before: np.ndarray | None = None

@@ -151,6 +151,13 @@ class Household:
     def lot_value(self) -> np.ndarray:
         return self.quantity * self.price[self.lot_security]
 
+    def by_position(self, per_lot: np.ndarray) -> np.ndarray:
+        """[n_a, n_s]: a figure per lot summed over each account x security position."""
+        n_s = self.n_securities
+        out = np.bincount(self.lot_account * n_s + self.lot_security, weights=per_lot,
+                          minlength=self.n_accounts * n_s)
+        return out.astype(np.float64, copy=False).reshape(self.n_accounts, n_s)
+
     def value(self) -> float:
         """Household value before trading: accounts' holdings and cash, not held-away."""
         return float(self.lot_value().sum() + self.cash.sum())

@@ -485,8 +485,8 @@ def canonical_untaxed_sells(hh: Household, d: Derived, sell: np.ndarray,
 def extract(hh: Household, d: Derived, lp: LinearProgram, x: np.ndarray, s: ModelSettings
             ) -> Proposal:
     lay = lp.layout
-    sell = np.zeros(hh.n_lots)
-    np.add.at(sell, lay.sell_lot, x[: lay.n_sell] * lay.sell_mult)
+    sell = np.bincount(lay.sell_lot, weights=x[: lay.n_sell] * lay.sell_mult,
+                       minlength=hh.n_lots).astype(np.float64, copy=False)
     q = hh.quantity
     sell = np.where(sell * hh.price[hh.lot_security] <= DUST, 0.0, sell)
     sell = np.where(np.abs(sell - q) <= QTY_RTOL * np.maximum(q, 1.0), q, sell)
@@ -542,10 +542,11 @@ def _group_sides(hh: Household, d: Derived, lp: LinearProgram, g: int):
 def round_trips(hh: Household, lp: LinearProgram, x: np.ndarray) -> list[tuple[int, int]]:
     """(account, security) pairs the solution both buys and sells."""
     lay = lp.layout
-    sold = np.zeros((hh.n_accounts, hh.n_securities))
     lots = lay.sell_lot
-    np.add.at(sold, (hh.lot_account[lots], hh.lot_security[lots]),
-              x[: lay.n_sell] * lay.sell_mult * hh.price[hh.lot_security[lots]])
+    n_s = hh.n_securities
+    sold = np.bincount(hh.lot_account[lots] * n_s + hh.lot_security[lots],
+                       weights=x[: lay.n_sell] * lay.sell_mult * hh.price[hh.lot_security[lots]],
+                       minlength=hh.n_accounts * n_s).reshape(hh.n_accounts, n_s)
     buy = x[lay.buy0: lay.cash0] * hh.price[lay.buy_security]
     both = (buy > DUST) & (sold[lay.buy_account, lay.buy_security] > DUST)
     return [(int(a), int(s)) for a, s in zip(lay.buy_account[both], lay.buy_security[both])]
@@ -785,8 +786,7 @@ def _add_min_trade_binaries(run: _Run, hh: Household, lp: LinearProgram, upper: 
     floor_value = min_value + 2 * MONEY_TOL
     z = run.solver.add_columns(np.zeros(n), np.zeros(n), np.ones(n), integer=True)
     rows, lo, up = [], [], []
-    position = np.zeros(hh.n_accounts * hh.n_securities)
-    np.add.at(position, hh.lot_account * hh.n_securities + hh.lot_security, hh.quantity)
+    position = hh.by_position(hh.quantity).ravel()
     for cols, zj in zip(sells, z[: len(sells)]):
         l0 = lay.sell_lot[cols[0]]
         a, s = hh.lot_account[l0], hh.lot_security[l0]
