@@ -8,6 +8,7 @@ Everything outside speaks hearth's vocabulary: :class:`SolveStatus` and
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -90,56 +91,106 @@ class SolveResult:
     retried: str | None = None  # the algorithm of a cold retry after an error or time limit
 
 
+def _instance(*, time_limit: float, presolve: bool, mip_rel_gap: float,
+              mip_abs_gap: float, mip_max_nodes: int) -> highspy.Highs:
+    """A single-threaded HiGHS instance with hearth's options."""
+    h = highspy.Highs()
+    h.silent()
+    h.setOptionValue("threads", 1)
+    h.setOptionValue("time_limit", float(time_limit))
+    h.setOptionValue("presolve", "on" if presolve else "off")
+    # The objective is in dollars: a MIP is solved when it is within a dollar
+    # (or 0.01%) of the best bound; proving more only burns the nightly window.
+    h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
+    h.setOptionValue("mip_abs_gap", float(mip_abs_gap))
+    # A node limit (not a clock) bounds hard MIPs, so the answer is the same on
+    # any machine; the best feasible answer at the limit is used and flagged.
+    h.setOptionValue("mip_max_nodes", int(mip_max_nodes))
+    # Household MIPs are tiny; symmetry detection cost about 15% of their time in
+    # bench measurements and changed no answer.
+    h.setOptionValue("mip_detect_symmetry", False)
+    h.setOptionValue("random_seed", 0)
+    h.setOptionValue("dual_feasibility_tolerance", DUAL_TOLERANCE)
+    return h
+
+
 class Solver:
-    """A reusable single-threaded HiGHS instance."""
+    """A reusable single-threaded HiGHS instance, or two holding one model under two
+    objectives (``load`` with ``second_cost``): every change to the model goes to
+    both, and each re-solve starts from its own objective's last basis, so moving
+    between the objectives never changes the costs an instance holds (a cost change
+    on thousands of lot columns makes the dual simplex flip and walk back most of
+    them, which cost more than the solve itself)."""
 
     def __init__(self, *, time_limit: float = 10.0, presolve: bool = False,
                  mip_rel_gap: float = 1e-4, mip_abs_gap: float = 1.0,
                  mip_max_nodes: int = 1000) -> None:
-        h = highspy.Highs()
-        h.silent()
-        h.setOptionValue("threads", 1)
-        h.setOptionValue("time_limit", float(time_limit))
-        h.setOptionValue("presolve", "on" if presolve else "off")
-        # The objective is in dollars: a MIP is solved when it is within a dollar
-        # (or 0.01%) of the best bound; proving more only burns the nightly window.
-        h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
-        h.setOptionValue("mip_abs_gap", float(mip_abs_gap))
-        # A node limit (not a clock) bounds hard MIPs, so the answer is the same on
-        # any machine; the best feasible answer at the limit is used and flagged.
-        h.setOptionValue("mip_max_nodes", int(mip_max_nodes))
-        # Household MIPs are tiny; symmetry detection cost about 15% of their time in
-        # bench measurements and changed no answer.
-        h.setOptionValue("mip_detect_symmetry", False)
-        h.setOptionValue("random_seed", 0)
-        h.setOptionValue("dual_feasibility_tolerance", DUAL_TOLERANCE)
-        self._h = h
+        self._make = functools.partial(_instance, time_limit=time_limit, presolve=presolve,
+                                       mip_rel_gap=mip_rel_gap, mip_abs_gap=mip_abs_gap,
+                                       mip_max_nodes=mip_max_nodes)
+        self._h = self._first = self._make()
+        self._second: highspy.Highs | None = None  # made on the first two-objective model
+        self._twin = False  # the model loaded has a second objective
+        self._second_fresh = False  # ... whose instance has not solved since the load
         self._time_limit = float(time_limit)
         self._n_col = 0
         self._n_row = 0
         self._integer = False
         self._int_cols: list[int] = []
 
+    def _instances(self) -> tuple[highspy.Highs, ...]:
+        return (self._first, self._second) if self._twin and self._second else (self._first,)
+
     # -- model -------------------------------------------------------------------------
-    def load(self, lp: LinearProgram) -> None:
-        self._h.clearSolver()  # nothing of the previous household may steer this one
-        _finite("costs", lp.cost, _INFINITE_COST)
+    def load(self, lp: LinearProgram, cost: np.ndarray | None = None,
+             second_cost: np.ndarray | None = None) -> None:
+        """``lp`` as the model, under ``cost`` (``lp.cost`` by default) and, given
+        ``second_cost``, under that as well in a second instance (``objective``)."""
+        cost = lp.cost if cost is None else cost
+        _finite("costs", cost, _INFINITE_COST)
+        if second_cost is not None:
+            _finite("costs", second_cost, _INFINITE_COST)
         _finite("matrix values", lp.a_value)
         _bounds("column bounds", lp.lower, lp.upper)
         _bounds("row bounds", lp.row_lower, lp.row_upper)
         integrality = lp.integrality if lp.integrality is not None else np.zeros(
             lp.n_col, dtype=np.int32)
-        status = self._h.passModel(
-            lp.n_col, lp.n_row, len(lp.a_value), 1, 1, 0.0,
-            lp.cost, lp.lower, lp.upper, lp.row_lower, lp.row_upper,
-            lp.a_start, lp.a_index, lp.a_value, integrality,
-        )
-        if status == highspy.HighsStatus.kError:
-            raise SolverError(f"HiGHS rejected a model of {lp.n_col} columns and {lp.n_row} rows")
+        self._twin = second_cost is not None
+        if self._twin and self._second is None:
+            self._second = self._make()
+        self._h = self._first
+        self._second_fresh = self._twin
+        costs = [cost] if second_cost is None else [cost, second_cost]
+        for h, c in zip(self._instances(), costs):
+            h.clearSolver()  # nothing of the previous household may steer this one
+            status = h.passModel(
+                lp.n_col, lp.n_row, len(lp.a_value), 1, 1, 0.0,
+                c, lp.lower, lp.upper, lp.row_lower, lp.row_upper,
+                lp.a_start, lp.a_index, lp.a_value, integrality,
+            )
+            if status == highspy.HighsStatus.kError:
+                raise SolverError(f"HiGHS rejected a model of {lp.n_col} columns and "
+                                  f"{lp.n_row} rows")
         self._n_col, self._n_row = lp.n_col, lp.n_row
         self._integer = bool(lp.integrality is not None and lp.integrality.any())
         self._int_cols = (list(np.flatnonzero(lp.integrality)) if lp.integrality is not None
                           else [])
+
+    def objective(self, second: bool) -> None:
+        """Solve under the second objective from now on (``second``), or the first.
+        The second instance's first solve after a load starts from the first's basis
+        (its last solve's); later ones from its own."""
+        if not second:
+            self._h = self._first
+            return
+        if not self._twin or self._second is None:
+            raise SolverError("no second objective was loaded")
+        if self._second_fresh:
+            self._second_fresh = False
+            basis = self._first.getBasis()
+            if basis.valid:
+                self._second.setBasis(basis)
+        self._h = self._second
 
     def set_basis(self, col_status: np.ndarray, row_status: np.ndarray) -> bool:
         """Install a saved basis; False (and a cold start) when HiGHS rejects it."""
@@ -168,25 +219,29 @@ class Solver:
     def set_bounds(self, cols: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
         _bounds("column bounds", lower, upper)
         if len(cols):
-            self._h.changeColsBounds(len(cols), np.asarray(cols, dtype=np.int32),
-                                     np.asarray(lower, dtype=np.float64),
-                                     np.asarray(upper, dtype=np.float64))
+            cols = np.asarray(cols, dtype=np.int32)
+            lower = np.asarray(lower, dtype=np.float64)
+            upper = np.asarray(upper, dtype=np.float64)
+            for h in self._instances():
+                h.changeColsBounds(len(cols), cols, lower, upper)
 
     def set_row_bounds(self, row: int, lower: float, upper: float) -> None:
         _bounds("row bounds", np.array([lower]), np.array([upper]))
-        self._h.changeRowBounds(int(row), float(lower), float(upper))
+        for h in self._instances():
+            h.changeRowBounds(int(row), float(lower), float(upper))
 
     @property
     def n_row(self) -> int:
         return self._n_row
 
     def col_bounds(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        lp = self._h.getLp()
+        lp = self._first.getLp()
         lower = np.asarray(lp.col_lower_)[cols]
         upper = np.asarray(lp.col_upper_)[cols]
         return lower, upper
 
     def set_costs(self, cols: np.ndarray, cost: np.ndarray) -> None:
+        """Costs of the objective being solved under (``objective``)."""
         _finite("costs", cost, _INFINITE_COST)
         if len(cols):
             self._h.changeColsCost(len(cols), np.asarray(cols, dtype=np.int32),
@@ -198,11 +253,13 @@ class Solver:
         n = len(cost)
         _finite("costs", cost, _INFINITE_COST)
         _bounds("column bounds", lower, upper)
-        self._h.addVars(n, np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64))
         idx = np.arange(self._n_col, self._n_col + n, dtype=np.int32)
-        self._h.changeColsCost(n, idx, np.asarray(cost, dtype=np.float64))
+        for h in self._instances():
+            h.addVars(n, np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64))
+            h.changeColsCost(n, idx, np.asarray(cost, dtype=np.float64))
+            if integer:
+                h.changeColsIntegrality(n, idx, np.ones(n, dtype=np.uint8))
         if integer:
-            self._h.changeColsIntegrality(n, idx, np.ones(n, dtype=np.uint8))
             self._integer = True
             self._int_cols.extend(idx.tolist())
         self._n_col += n
@@ -216,15 +273,17 @@ class Solver:
             return
         _finite("matrix values", value)
         _bounds("row bounds", lower, upper)
-        self._h.addRows(n, np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64),
-                        len(value), np.asarray(start, dtype=np.int32),
-                        np.asarray(index, dtype=np.int32), np.asarray(value, dtype=np.float64))
+        for h in self._instances():
+            h.addRows(n, np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64),
+                      len(value), np.asarray(start, dtype=np.int32),
+                      np.asarray(index, dtype=np.int32), np.asarray(value, dtype=np.float64))
         self._n_row += n
 
     def set_integer(self, cols: np.ndarray) -> None:
         if len(cols):
-            self._h.changeColsIntegrality(len(cols), np.asarray(cols, dtype=np.int32),
-                                          np.ones(len(cols), dtype=np.uint8))
+            for h in self._instances():
+                h.changeColsIntegrality(len(cols), np.asarray(cols, dtype=np.int32),
+                                        np.ones(len(cols), dtype=np.uint8))
             self._integer = True
             self._int_cols.extend(np.asarray(cols).tolist())
 

@@ -266,16 +266,34 @@ def reasons_to_trade(hh: Household, d: Derived, s: ModelSettings) -> list[str]:
 
 # -- the solve ------------------------------------------------------------------------------
 
+def location_term(lp: LinearProgram, s: ModelSettings) -> np.ndarray | None:
+    """The location term's costs where a location stage follows stage one, else None."""
+    loc = lp.location if lp.location is not None else np.zeros(lp.n_col)
+    return loc if (s.location_stage and np.abs(loc).max(initial=0.0) > 0) else None
+
+
+def load_model(solver: Solver, lp: LinearProgram, s: ModelSettings) -> None:
+    """The household's model into the solver: under stage one's objective and, where
+    a location stage follows, under the full objective too (``Solver.objective``)."""
+    loc = location_term(lp, s)
+    if loc is None:
+        solver.load(lp)
+    else:
+        solver.load(lp, lp.cost - loc, lp.cost)
+
+
 class _Run:
     """Bookkeeping over the solves of one household, and the staging of every
     solve: (lexicographic only) out-of-band drift alone, then drift, tax, trading
     cost and preference with that drift capped; then, with every class exposure
-    fixed at that answer, the location term added, hot-started. Every re-solve
+    fixed at that answer, the location term added (the solver's second objective,
+    ``load_model``), hot-started. Every re-solve
     (wash-sale, minimum-trade, budget handling) runs all stages, so the caps stay
     right when the feasible set changes."""
 
     def __init__(self, solver: Solver, lp: LinearProgram, s: ModelSettings, value: float) -> None:
         self.solver = solver
+        self.settings = s
         self.seconds = 0.0
         self.iterations = 0
         self.solves = 0
@@ -284,13 +302,12 @@ class _Run:
         self.cap_row: int | None = None
         lay = lp.layout
         self.drift = np.arange(lay.drift0, lay.n_base)
-        loc = lp.location if lp.location is not None else np.zeros(lp.n_col)
-        self.location = loc if (s.location_stage and np.abs(loc).max(initial=0.0) > 0) else None
+        self.location = location_term(lp, s)
         self.exposure_slack = s.location_exposure_tolerance * max(value, 1.0)
         self.first_basis: tuple[np.ndarray, np.ndarray] | None = None
         self.minimum_rows: list[int] = []  # rows raising sell lines to the minimum order
         self.tax_budget_bound: float | None = None  # the budget row as settled so far
-        self.cost = lp.cost.copy()  # the costs the solver holds
+        self.cost = self._first_cost()  # the costs the solver holds for stage one
         # the last solve's objective before location: either/or choices are made on it,
         # so location cannot change how much of a class is held through them either
         self.exposure_objective = 0.0
@@ -305,9 +322,9 @@ class _Run:
     def reload(self, lower: np.ndarray, upper: np.ndarray) -> None:
         """The household's model again without any binaries added since, with the
         column bounds the stages have set (``lower``, ``upper``)."""
-        self.solver.load(self.lp)
+        load_model(self.solver, self.lp, self.settings)
         self.minimum_rows = []
-        self.cost = self.lp.cost.copy()
+        self.cost = self._first_cost()
         if self.tax_budget_bound is not None:  # the budget as settled, not as built
             self.solver.set_row_bounds(self.lp.layout.rows["tax_budget"][0], -np.inf,
                                        self.tax_budget_bound)
@@ -317,6 +334,9 @@ class _Run:
                                  np.ones(len(self.out_cols)))
         cols = np.arange(self.lp.n_col)
         self.solver.set_bounds(cols, lower[cols], upper[cols])
+
+    def _first_cost(self) -> np.ndarray:
+        return self.lp.cost.copy() if self.location is None else self.lp.cost - self.location
 
     def _one(self) -> SolveResult:
         r = self.solver.solve()
@@ -353,13 +373,11 @@ class _Run:
         self._keep_basis(first)
         self.exposure_objective = first.objective
         if first.status != SolveStatus.OPTIMAL:
-            self._set_costs(self.lp.cost)
             return first
         # Location decides where the exposures sit, never how much of each class: no
         # class (cash included) may grow past where stage one put it, and each may
         # shrink only by a sliver of value, which is how a relocation pays its
         # trading costs (they are all that leaves the household's exposures).
-        self._set_costs(self.lp.cost)
         second = self._location_stage(first.x[self.drift], 0.0)
         if second.status == SolveStatus.INFEASIBLE:
             # stage one's answer is feasible only to the solver's tolerances, and bounds
@@ -379,7 +397,11 @@ class _Run:
         lo = np.maximum(self.lp.lower[self.drift], lo)
         up = np.minimum(self.lp.upper[self.drift], up)
         self.solver.set_bounds(self.drift, lo, np.maximum(lo, up))
-        second = self._one()
+        self.solver.objective(second=True)
+        try:
+            second = self._one()
+        finally:
+            self.solver.objective(second=False)
         self.solver.set_bounds(self.drift, self.lp.lower[self.drift], self.lp.upper[self.drift])
         return second
 
@@ -1166,7 +1188,7 @@ def not_worth_a_trade(hh: Household, d: Derived, s: ModelSettings, lp: LinearPro
 def _solve_stages(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
                   lp: LinearProgram, warm: WarmStart | None) -> _Stages:
     """Stages 3 to 7 of the module docstring on one loaded model."""
-    solver.load(lp)
+    load_model(solver, lp, s)
     warm_started = False
     if warm is not None:
         col_status, row_status, matched = map_basis(hh, lp, warm)
@@ -1181,7 +1203,7 @@ def _solve_stages(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
         # a mapped basis must never change the answer: whatever went wrong from it
         # (HiGHS has open hot-start reports), the household is solved cold
         spent = (run.seconds, run.iterations, run.solves)
-        solver.load(lp)
+        load_model(solver, lp, s)
         warm_started = False
         run = _Run(solver, lp, s, d.target_value)
         run.seconds, run.iterations, run.solves = spent
