@@ -14,8 +14,11 @@ households per second, model sizes, and, on the same households:
 
 * the floor: HiGHS ``run()`` alone on each household's first model (passModel and
   everything around it excluded), on a sample of households that need a solve; the
-  first model is the one hearth solves, interchangeable lots pooled
-  (``hearth.model.pool``), and the per-lot model's bare solve is printed beside it;
+  first model is the one hearth solves first: interchangeable lots pooled
+  (``hearth.model.pool``), under stage one's objective (without the location term,
+  which the location stage adds after it). Printed beside it: the per-lot model's
+  bare solve, and the same model's under the whole objective, location included
+  (one LP, as a modeling layer would solve it);
 * per household, in this process on the floor sample: CPU from the household's
   arrays to its checked proposal (p50, p90, p99, max, HiGHS's share);
 * cvxpy: the same models (the same constraint matrix, bounds and costs) built as
@@ -32,6 +35,7 @@ sample. The last line is one JSON object.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -53,7 +57,12 @@ from hearth.model.build import build, derive  # noqa: E402
 from hearth.model.checker import check_proposal  # noqa: E402
 from hearth.model.highs import Solver  # noqa: E402
 from hearth.model.pool import pool_untaxed_lots  # noqa: E402
-from hearth.model.solve import blocking_conflicts, reasons_to_trade, solve_household  # noqa: E402
+from hearth.model.solve import (  # noqa: E402
+    blocking_conflicts,
+    location_term,
+    reasons_to_trade,
+    solve_household,
+)
 
 
 def peak_rss_mb() -> float:
@@ -63,10 +72,11 @@ def peak_rss_mb() -> float:
 
 
 def sample_models(path: str, n: int, settings, run_date: str = DEFAULT_AS_OF, *,
-                  per_lot: bool = False):
+                  per_lot: bool = False, whole_objective: bool = False):
     """The first ``n`` households of the book that need a solve, with the first LP
     hearth solves for each: interchangeable lots pooled (``hearth.model.pool``), or
-    with ``per_lot`` one column per lot as before pooling."""
+    with ``per_lot`` one column per lot as before pooling; under stage one's
+    objective, or with ``whole_objective`` under the whole one (location included)."""
     out = []
     for item in book_households(path, run_date=run_date):
         hh = item.household
@@ -79,7 +89,11 @@ def sample_models(path: str, n: int, settings, run_date: str = DEFAULT_AS_OF, *,
                                                        settings.whole_shares)
         model_hh = hh if pools is None else pools.household
         d_model = d if pools is None else derive(model_hh, settings)
-        out.append((hh, build(model_hh, settings, d_model)))
+        lp = build(model_hh, settings, d_model)
+        loc = location_term(lp, settings)
+        if loc is not None and not whole_objective:
+            lp = dataclasses.replace(lp, cost=lp.cost - loc)
+        out.append((hh, lp))
         if len(out) >= n:
             break
     return out
@@ -186,6 +200,8 @@ def main() -> None:
                                    per_lot=True)
     per_lot_floor = bare_solve_seconds(per_lot_models)
     del per_lot_models
+    whole = bare_solve_seconds(sample_models(path, args.floor_sample, settings, args.run_date,
+                                             whole_objective=True))
     cvx_models = floor_models[: args.cvxpy_sample]
     cvx = cvxpy_seconds(cvx_models)
     hh_cpu, hh_highs = hearth_household_seconds(floor_models, config)
@@ -219,7 +235,8 @@ def main() -> None:
     print(f"floor: bare HiGHS run() {1e3 * floor_per_solved:.3f} ms per solved household; "
           f"{solved_share:.0%} of households need a solve -> {1e3 * floor_per_hh:.3f} ms per household")
     print(f"  (the same households' per-lot LPs, before pooling interchangeable lots: "
-          f"{1e3 * per_lot_floor:.3f} ms per solved household)")
+          f"{1e3 * per_lot_floor:.3f} ms per solved household; their first LPs under the whole "
+          f"objective, location included: {1e3 * whole:.3f} ms)")
     print(f"hearth end to end: {1e3 * cpu_per_hh:.3f} CPU-ms per household -> "
           f"floor_ratio {floor_ratio:.2f}")
     if len(hh_cpu):
@@ -241,6 +258,7 @@ def main() -> None:
         "solved_share": round(solved_share, 4),
         "floor_ratio": round(floor_ratio, 2),
         "bare_solve_ms_per_solved_household_per_lot_lp": round(1e3 * per_lot_floor, 4),
+        "bare_solve_ms_per_solved_household_whole_objective": round(1e3 * whole, 4),
         "household_cpu_ms": pct,
         "household_highs_share": round(float(hh_highs.sum() / hh_cpu.sum()), 3)
         if len(hh_cpu) else None,
