@@ -119,44 +119,56 @@ class _Columns:
                          for n, v in self.cols.items()}, schema=self.schema)
 
 
-class _Batches:
-    """Column-wise appends into one Arrow table, a record batch per call: a
-    household's order lines (hundreds to thousands of rows) go in as arrays, never
-    as Python objects one row at a time."""
+class _Chunks:
+    """Column-wise appends into one Arrow table: a household's order lines (up to
+    thousands of rows) go in as numpy arrays (numbers; NaN is null) and lists
+    (words), and each column is joined and converted once per shard."""
 
     def __init__(self, schema: pa.Schema) -> None:
         self.schema = schema
-        self.batches: list[pa.RecordBatch] = []
+        self.chunks: dict[str, list] = {n: [] for n in schema.names}
+        self.sizes: list[int] = []
         self.n = 0
 
     def extend(self, n: int, **cols: object) -> None:
-        """Append ``n`` rows; a column is an Arrow array, a numpy array (masked where
-        it is a masked array), a list, or a scalar repeated (None: null)."""
-        arrays = []
+        """Append ``n`` rows; a column is a numpy array (of a number column: NaN is
+        null), a list, or a scalar repeated (None: null)."""
         for f in self.schema:
             v = cols.get(f.name)
-            if isinstance(v, np.ma.MaskedArray):
-                arrays.append(pa.array(v.data, type=f.type, mask=np.ma.getmaskarray(v)))
-            elif isinstance(v, pa.Array):
-                arrays.append(v)
-            elif isinstance(v, (np.ndarray, list)):
-                arrays.append(pa.array(v, type=f.type))
-            else:
-                arrays.append(pa.repeat(pa.scalar(v, type=f.type), n))
-        self.batches.append(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
+            if not isinstance(v, (np.ndarray, list)):
+                if pa.types.is_string(f.type):
+                    v = [v] * n
+                else:
+                    v = np.full(n, np.nan if v is None else v, dtype=f.type.to_pandas_dtype())
+            self.chunks[f.name].append(v)
+        self.sizes.append(n)
         self.n += n
 
     def __len__(self) -> int:
         return self.n
 
     def truncate(self, n: int) -> None:
-        """Drop the batches appended after the table had ``n`` rows."""
+        """Drop the rows appended after the table had ``n`` rows (whole appends)."""
         while self.n > n:
-            self.n -= self.batches.pop().num_rows
-        assert self.n == n, "truncate to a batch boundary"
+            self.n -= self.sizes.pop()
+            for chunks in self.chunks.values():
+                chunks.pop()
+        assert self.n == n, "truncate to an append boundary"
 
     def table(self) -> pa.Table:
-        return pa.Table.from_batches(self.batches, schema=self.schema)
+        arrays = []
+        for f in self.schema:
+            chunks = self.chunks[f.name]
+            if pa.types.is_string(f.type):
+                words: list = []
+                for c in chunks:
+                    words.extend(c)
+                arrays.append(pa.array(words, type=f.type))
+            elif not chunks:
+                arrays.append(pa.array([], type=f.type))
+            else:
+                arrays.append(pa.array(np.concatenate(chunks), type=f.type, from_pandas=True))
+        return pa.Table.from_arrays(arrays, schema=self.schema)
 
 
 def _class_holdings(hh: Household, d: Derived, remaining: np.ndarray, buy_account: np.ndarray,
@@ -174,14 +186,15 @@ def _class_holdings(hh: Household, d: Derived, remaining: np.ndarray, buy_accoun
 
 
 # the trades table's words, taken by index (a household writes up to thousands of lines)
-_SELL_REASONS = pa.array(["restriction", "tax_loss_harvest", "cash_raise", "asset_location",
-                          "rebalance"])
-_BUY_REASONS = pa.array(["cash_invest", "tax_loss_harvest", "asset_location", "rebalance"])
-_TERMS = pa.array(["short", "long"])
+_SELL_REASONS = np.array(["restriction", "tax_loss_harvest", "cash_raise", "asset_location",
+                          "rebalance"], dtype=object)
+_BUY_REASONS = np.array(["cash_invest", "tax_loss_harvest", "asset_location", "rebalance"],
+                        dtype=object)
+_TERMS = np.array([None, "short", "long"], dtype=object)  # untaxed, short, long
 
 
 def _reasons(hh: Household, d: Derived, p: Proposal, class_change: np.ndarray,
-             class_traded: np.ndarray) -> tuple[pa.Array, pa.Array]:
+             class_traded: np.ndarray) -> tuple[list[str], list[str]]:
     """Main driver of each sell (per lot) and each buy line, first match wins:
     sells restriction, tax_loss_harvest, cash_raise, asset_location, rebalance;
     buys cash_invest, tax_loss_harvest (a substitute in a harvested class),
@@ -196,16 +209,16 @@ def _reasons(hh: Household, d: Derived, p: Proposal, class_change: np.ndarray,
     a, sec = hh.lot_account[lots], hh.lot_security[lots]
     k = hh.asset_class[sec]
     harvest = d.lot_taxable[lots] & (d.gain_per_share[lots] < 0) & bool(hh.tlh_enabled)
-    sells = _SELL_REASONS.take(np.select(
+    sells = _SELL_REASONS[np.select(
         [d.no_hold[a, sec], harvest, needs_cash[a], relocation[k] & ~moved[a, k]],
-        np.arange(4), default=4))
+        np.arange(4), default=4)].tolist()
     harvested = np.zeros(len(hh.classes), dtype=bool)
     harvested[k[harvest & ~d.no_hold[a, sec]]] = True
     kb = hh.asset_class[p.buy_security]
-    buys = _BUY_REASONS.take(np.select(
+    buys = _BUY_REASONS[np.select(
         [new_cash[p.buy_account], harvested[kb] & (hh.rank[p.buy_security] > 1),
          relocation[kb] & ~moved[p.buy_account, kb]],
-        np.arange(3), default=3))
+        np.arange(3), default=3)].tolist()
     return sells, buys
 
 
@@ -265,7 +278,7 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
     rules = config.check_rules()
     thresholds = config.review_thresholds()
     solver = Solver(time_limit=config.time_limit, presolve=config.presolve)
-    trades = _Batches(TRADES_SCHEMA)
+    trades = _Chunks(TRADES_SCHEMA)
     results = _Columns(HOUSEHOLD_RESULTS_SCHEMA)
     exceptions = _Columns(EXCEPTIONS_SCHEMA)
     warm_out = _Columns(WARM_SCHEMA)
@@ -379,7 +392,7 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
 
 
 def _report(hh: Household, outcome: Outcome, status: str, message: str | None, p: Proposal,
-            run_id: str, settings: ModelSettings, thresholds: ReviewThresholds, trades: _Batches,
+            run_id: str, settings: ModelSettings, thresholds: ReviewThresholds, trades: _Chunks,
             results: _Columns, overrides_applied: list[str]) -> None:
     d = outcome.derived
     assert d is not None
@@ -435,28 +448,27 @@ def _report(hh: Household, outcome: Outcome, status: str, message: str | None, p
                                      minlength=len(hh.classes)))
     sell_reasons, buy_reasons = _reasons(hh, d, p, class_change, traded_by_class)
     basis = np.where(hh.quantity > 0, hh.cost_basis * p.sell / hh.quantity, 0.0)
-    if len(sold) or len(buy_reasons):  # ids as Arrow arrays, taken by index per line
-        account_ids = pa.array(hh.account_ids, type=pa.string())
-        security_ids = pa.array(hh.security_ids, type=pa.string())
+    account_ids = np.asarray(hh.account_ids, dtype=object)
+    security_ids = np.asarray(hh.security_ids, dtype=object)
     if len(sold):
         a, s = hh.lot_account[sold], hh.lot_security[sold]
         untaxed = hh.account_type[a] != TAXABLE
         gain = sell_value[sold] - basis[sold]
         trades.extend(
             len(sold), run_id=run_id, household_id=hid,
-            account_id=account_ids.take(a), security_id=security_ids.take(s),
+            account_id=account_ids[a].tolist(), security_id=security_ids[s].tolist(),
             side="sell", lot_id=[hh.lot_ids[i] for i in sold], quantity=p.sell[sold],
             price=hh.price[s], notional=sell_value[sold],
-            realized_gain=np.ma.masked_array(gain, mask=untaxed),
-            term=_TERMS.take(pa.array(d.is_long[sold].astype(np.int8), mask=untaxed)),
+            realized_gain=np.where(untaxed, np.nan, gain),
+            term=_TERMS[np.where(untaxed, 0, 1 + d.is_long[sold])].tolist(),
             wash_sale=(disallowed[sold] > 0),
-            disallowed_loss=np.ma.masked_array(disallowed[sold], mask=~(disallowed[sold] > 0)),
+            disallowed_loss=np.where(disallowed[sold] > 0, disallowed[sold], np.nan),
             reason=sell_reasons)
     if len(buy_reasons):
         trades.extend(
             len(buy_reasons), run_id=run_id, household_id=hid,
-            account_id=account_ids.take(p.buy_account),
-            security_id=security_ids.take(p.buy_security), side="buy",
+            account_id=account_ids[p.buy_account].tolist(),
+            security_id=security_ids[p.buy_security].tolist(), side="buy",
             quantity=p.buy_quantity, price=hh.price[p.buy_security], notional=buy_value,
             wash_sale=False, reason=buy_reasons)
     results.add(

@@ -274,7 +274,9 @@ def location_term(lp: LinearProgram, s: ModelSettings) -> np.ndarray | None:
 
 def load_model(solver: Solver, lp: LinearProgram, s: ModelSettings) -> None:
     """The household's model into the solver: under stage one's objective and, where
-    a location stage follows, under the full objective too (``Solver.objective``)."""
+    a location stage follows, under the whole one too, each in its own instance
+    (``Solver.objective``; measured faster than changing the costs between the
+    stages on the realistic and the small generated books alike)."""
     loc = location_term(lp, s)
     if loc is None:
         solver.load(lp)
@@ -307,7 +309,7 @@ class _Run:
         self.first_basis: tuple[np.ndarray, np.ndarray] | None = None
         self.minimum_rows: list[int] = []  # rows raising sell lines to the minimum order
         self.tax_budget_bound: float | None = None  # the budget row as settled so far
-        self.cost = self._first_cost()  # the costs the solver holds for stage one
+        self.cost = self._first_cost()  # the costs the solver holds (for stage one)
         # the last solve's objective before location: either/or choices are made on it,
         # so location cannot change how much of a class is held through them either
         self.exposure_objective = 0.0
@@ -336,6 +338,7 @@ class _Run:
         self.solver.set_bounds(cols, lower[cols], upper[cols])
 
     def _first_cost(self) -> np.ndarray:
+        """The costs ``load_model`` gives the (first) instance."""
         return self.lp.cost.copy() if self.location is None else self.lp.cost - self.location
 
     def _one(self) -> SolveResult:
