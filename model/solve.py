@@ -309,7 +309,9 @@ class _Run:
         self.first_basis: tuple[np.ndarray, np.ndarray] | None = None
         self.minimum_rows: list[int] = []  # rows raising sell lines to the minimum order
         self.tax_budget_bound: float | None = None  # the budget row as settled so far
-        self.cost = self._first_cost()  # the costs the solver holds (for stage one)
+        # stage one's costs (the first instance's, ``load_model``) and the costs it holds
+        self.stage_one_cost = lp.cost if self.location is None else lp.cost - self.location
+        self.cost = self.stage_one_cost
         # the last solve's objective before location: either/or choices are made on it,
         # so location cannot change how much of a class is held through them either
         self.exposure_objective = 0.0
@@ -326,7 +328,7 @@ class _Run:
         column bounds the stages have set (``lower``, ``upper``)."""
         load_model(self.solver, self.lp, self.settings)
         self.minimum_rows = []
-        self.cost = self._first_cost()
+        self.cost = self.stage_one_cost
         if self.tax_budget_bound is not None:  # the budget as settled, not as built
             self.solver.set_row_bounds(self.lp.layout.rows["tax_budget"][0], -np.inf,
                                        self.tax_budget_bound)
@@ -336,10 +338,6 @@ class _Run:
                                  np.ones(len(self.out_cols)))
         cols = np.arange(self.lp.n_col)
         self.solver.set_bounds(cols, lower[cols], upper[cols])
-
-    def _first_cost(self) -> np.ndarray:
-        """The costs ``load_model`` gives the (first) instance."""
-        return self.lp.cost.copy() if self.location is None else self.lp.cost - self.location
 
     def _one(self) -> SolveResult:
         r = self.solver.solve()
@@ -367,15 +365,10 @@ class _Run:
         return polished if polished.status == SolveStatus.OPTIMAL else r
 
     def _staged(self) -> SolveResult:
-        if self.location is None:
-            first = self._drift_stages(self.lp.cost)
-            self._keep_basis(first)
-            self.exposure_objective = first.objective
-            return first
-        first = self._drift_stages(self.lp.cost - self.location)
+        first = self._drift_stages(self.stage_one_cost)
         self._keep_basis(first)
         self.exposure_objective = first.objective
-        if first.status != SolveStatus.OPTIMAL:
+        if self.location is None or first.status != SolveStatus.OPTIMAL:
             return first
         # Location decides where the exposures sit, never how much of each class: no
         # class (cash included) may grow past where stage one put it, and each may
