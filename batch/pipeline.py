@@ -329,11 +329,13 @@ def run_shard(prep_root: str, shard: int, run_id: str, run_date: str, config: Ru
         if outcome.n_col:
             model_cols.append(outcome.n_col)
         solved += outcome.solves > 0
-        if outcome.warm is not None:
-            warm_out.add(household_id=hid, col_keys=list(outcome.warm.col_keys),
-                         col_status=outcome.warm.col_status.tobytes(),
-                         row_keys=list(outcome.warm.row_keys),
-                         row_status=outcome.warm.row_status.tobytes())
+        if (w := outcome.warm) is not None:
+            warm_out.add(household_id=hid, col_keys=list(w.col_keys),
+                         col_status=w.col_status.tobytes(), row_keys=list(w.row_keys),
+                         row_status=w.row_status.tobytes(),
+                         location_col_keys=list(w.location_col_keys),
+                         location_col_status=w.location_col_status.tobytes(),
+                         location_row_status=w.location_row_status.tobytes())
 
         t_c = time.perf_counter()
         p = outcome.proposal

@@ -1,16 +1,21 @@
 """Warm starts on a real next night: what they save, and whether they change the answer.
 
     python bench/warmstart.py [--households N] [--profile realistic|small] [--workers K]
-                              [--book DIR --run-date D] [--seed S] [--work DIR]
+                              [--book DIR --run-date D] [--seed S] [--work DIR] [--nights N]
 
 Night 1 runs on a book (generated, or ``--book``); ``next_night.py`` executes its
 proposals, moves prices and pays income; night 2 then runs twice on that book:
 **warm** into night 1's OUTPUT (so it reads night 1's saved bases) and **cold**
-into a copy of it with ``warm_start = false``. Reported per household and in total:
+into a copy of it with ``warm_start = false``. A generated book has never been
+optimized, so most of its households trade on night 1 and start night 2 with
+thousands of lots sold and bought; ``--nights 3`` measures the night after that
+instead (night 2 runs warm once, then night 3 warm and cold), the way a book
+looks once hearth has run on it. Reported per household and in total:
 
 * simplex iterations warm vs cold over every solve of the household (the
-  ``iterations`` column), and of the first solve alone, the one the saved basis
-  starts (measured in process on the same households and bases, below);
+  ``iterations`` column), and of the first solve alone, stage one's, which the
+  saved stage-one basis starts (measured in process on the same households and
+  bases, below; the location stage starts from its own saved basis);
 * solve seconds (``solve_ms``) and end-to-end seconds of each run;
 * the share of households that warm-started;
 * the **answer check** (HiGHS has open reports of wrong objectives after hot
@@ -84,22 +89,30 @@ class Nights:
 
 
 def run_nights(book: str, work: str, run_date: str, config: RunConfig, workers: int,
-               seed: int = 0) -> Nights:
-    """Night 1, the next night's book, night 2 warm (into night 1's output) and cold
-    (into a copy of night 1's output, warm_start off)."""
+               seed: int = 0, nights: int = 2) -> Nights:
+    """Night 1, then each next night's book and its night warm (into night 1's
+    output), up to the night measured (``nights``): that one runs warm and also
+    cold (into a copy of the output before it, warm_start off)."""
     out_warm, out_cold = os.path.join(work, "out"), os.path.join(work, "out-cold")
-    book2 = os.path.join(work, "book2")
     with LocalExecutor(workers=workers) as ex:
         n1 = run_book(book, out_warm, run_date, config, ex, progress=False)
-    nn = next_night(book, out_warm, run_date, book2, seed=seed, force=True)
+    before, before_date = book, run_date
+    for k in range(2, nights + 1):
+        book_k = os.path.join(work, f"book{k}")
+        nn = next_night(before, out_warm, before_date, book_k, seed=seed + k - 2, force=True)
+        if k == nights:
+            break
+        with LocalExecutor(workers=workers) as ex:
+            run_book(book_k, out_warm, nn.run_date, config, ex, progress=False)
+        before, before_date = book_k, nn.run_date
     shutil.rmtree(out_cold, ignore_errors=True)
     shutil.copytree(out_warm, out_cold)
     with LocalExecutor(workers=workers) as ex:
-        warm = run_book(book2, out_warm, nn.run_date, config, ex, progress=False)
+        warm = run_book(book_k, out_warm, nn.run_date, config, ex, progress=False)
     cold_config = config.model_copy(update={"warm_start": False})
     with LocalExecutor(workers=workers) as ex:
-        cold = run_book(book2, out_cold, nn.run_date, cold_config, ex, progress=False)
-    return Nights(book, book2, out_warm, out_cold, run_date, nn.run_date, n1, warm, cold,
+        cold = run_book(book_k, out_cold, nn.run_date, cold_config, ex, progress=False)
+    return Nights(before, book_k, out_warm, out_cold, before_date, nn.run_date, n1, warm, cold,
                   asdict(nn))
 
 
@@ -257,7 +270,7 @@ class CountingSolver(Solver):
 
 def compare_objectives(book2: str, out_warm: str, run_date: str, run_date2: str,
                        config: RunConfig, rows: dict[str, HouseholdRow]) -> None:
-    """Each household of ``book2`` solved from night 1's saved basis and without it
+    """Each household of ``book2`` solved from the night before's saved bases and without them
     (as the pipeline does, the checker aside); fills the rows' first-solve
     iterations and benefits, and a difference where the benefits differ."""
     warm_root = os.path.join(out_warm, "_state", "warm", f"run_date={run_date}")
@@ -355,12 +368,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--book", help="use this book (night 1) instead of generating one")
     p.add_argument("--run-date", default=DEFAULT_AS_OF, help="night 1's run date")
     p.add_argument("--work", help="keep the books and outputs here (default: a temporary folder)")
+    p.add_argument("--nights", type=int, default=2,
+                   help="the night measured: 2 is the night after the book's first (where most "
+                        "households trade on a generated book); 3 and on, nights after warm ones")
     p.add_argument("--show", type=int, default=40, help="households in the table")
     p.add_argument("--no-objective-check", action="store_true",
                    help="skip the in-process re-solve (benefits, first-solve iterations)")
     a = p.parse_args(argv)
     if a.households < 1 or a.workers < 1:
         p.error("--households and --workers must be at least 1")
+    if a.nights < 2:
+        p.error("--nights must be at least 2 (night 1 has no saved basis to start from)")
     work = a.work or tempfile.mkdtemp(prefix="warmstart-")
     os.makedirs(work, exist_ok=True)
     try:
@@ -372,10 +390,11 @@ def main(argv: list[str] | None = None) -> int:
             generate(book, a.households, seed=a.seed, profile=a.profile, as_of=a.run_date)
             print(f"generated {a.households} {a.profile} households in "
                   f"{time.perf_counter() - t0:.1f}s", file=sys.stderr)
-        for out in ("out", "out-cold"):
+        for out in ("out", "out-cold", *(f"book{k}" for k in range(2, a.nights + 1))):
             shutil.rmtree(os.path.join(work, out), ignore_errors=True)
         config = RunConfig()
-        nights = run_nights(book, work, a.run_date, config, a.workers, seed=a.seed)
+        nights = run_nights(book, work, a.run_date, config, a.workers, seed=a.seed,
+                            nights=a.nights)
         rows = compare_outputs(nights.out_warm, nights.out_cold, nights.run_date2)
         if not a.no_objective_check:
             compare_objectives(nights.book2, nights.out_warm, nights.run_date, nights.run_date2,
@@ -383,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         print_table(rows, a.show)
         t = totals(nights, rows)
         print()
-        print(f"night 2 ({t['run_date2']}): {t['households']} households, "
+        print(f"night {a.nights} ({t['run_date2']}): {t['households']} households, "
               f"{t['households_solved']} solved, {t['warm_started']} warm-started "
               f"({t['warm_started_share']:.0%} of solved, {t['warm_started_share_all']:.0%} of all)")
         print(f"  iterations, every solve: warm {t['iterations_warm']:,} vs cold "

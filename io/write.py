@@ -81,6 +81,9 @@ WARM_SCHEMA = pa.schema([
     ("household_id", pa.string()),
     ("col_keys", pa.list_(pa.string())), ("col_status", pa.binary()),
     ("row_keys", pa.list_(pa.string())), ("row_status", pa.binary()),
+    # the location stage's basis on the same rows (empty: none saved)
+    ("location_col_keys", pa.list_(pa.string())), ("location_col_status", pa.binary()),
+    ("location_row_status", pa.binary()),
 ])
 TABLES = dict(OUTPUT_SCHEMAS, warm=WARM_SCHEMA)
 # manifest count that each table's rows must add up to

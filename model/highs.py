@@ -176,30 +176,44 @@ class Solver:
         self._int_cols = (list(np.flatnonzero(lp.integrality)) if lp.integrality is not None
                           else [])
 
-    def objective(self, second: bool) -> None:
+    def objective(self, second: bool,
+                  start: tuple[np.ndarray, np.ndarray] | None = None) -> bool:
         """Solve under the second objective from now on (``second``), or the first.
-        The second instance's first solve after a load starts from the first's basis
-        (its last solve's); later ones from its own."""
+        The second instance's first solve after a load (or ``restart_second``)
+        starts from ``start`` (column and row statuses) where given and HiGHS
+        takes it, else from the first's basis (its last solve's); later ones from
+        its own. True where ``start`` was installed."""
         if not second:
             self._h = self._first
-            return
+            return False
         if not self._twin or self._second is None:
             raise SolverError("no second objective was loaded")
+        installed = False
         if self._second_fresh:
             self._second_fresh = False
-            basis = self._first.getBasis()
-            if basis.valid:
-                self._second.setBasis(basis)
+            installed = start is not None and self._install(self._second, *start)
+            if not installed:
+                basis = self._first.getBasis()
+                if basis.valid:
+                    self._second.setBasis(basis)
         self._h = self._second
+        return installed
+
+    def restart_second(self) -> None:
+        """The second instance's next solve starts from the first's basis again."""
+        self._second_fresh = self._twin
 
     def set_basis(self, col_status: np.ndarray, row_status: np.ndarray) -> bool:
         """Install a saved basis; False (and a cold start) when HiGHS rejects it."""
+        return self._install(self._h, col_status, row_status)
+
+    def _install(self, h: highspy.Highs, col_status: np.ndarray, row_status: np.ndarray) -> bool:
         if len(col_status) != self._n_col or len(row_status) != self._n_row:
             return False
         basis = highspy.HighsBasis()
         basis.col_status = _BASIS_BY_INT[col_status].tolist()
         basis.row_status = _BASIS_BY_INT[row_status].tolist()
-        return bool(self._h.setBasis(basis) == highspy.HighsStatus.kOk)
+        return bool(h.setBasis(basis) == highspy.HighsStatus.kOk)
 
     def basic_variables(self) -> np.ndarray | None:
         """The basic variables of the last solve: a column's index, or -1 - i for

@@ -50,7 +50,7 @@ from hearth.model.lp import LinearProgram, ModelSettings
 from hearth.model.pool import LotPools, pool_untaxed_lots
 from hearth.model.tax import tax_due
 from hearth.model.tolerances import MONEY_TOL, QTY_RTOL
-from hearth.model.warm import WarmStart, basis_statuses, map_basis, save_basis
+from hearth.model.warm import WarmStart, basis_statuses, map_bases, save_basis
 from hearth.model.wash import GAIN_EPS
 
 DUST = 0.005  # dollars: solver noise below half a cent is not a trade
@@ -306,7 +306,11 @@ class _Run:
         self.drift = np.arange(lay.drift0, lay.n_base)
         self.location = location_term(lp, s)
         self.exposure_slack = s.location_exposure_tolerance * max(value, 1.0)
-        self.first_basis: tuple[np.ndarray, np.ndarray] | None = None
+        self.first_basis: tuple[np.ndarray, np.ndarray] | None = None  # saved for tomorrow
+        self.location_basis: tuple[np.ndarray, np.ndarray] | None = None  # the same
+        # where the location stage's first solve starts (last night's, mapped): None
+        # for stage one's basis
+        self.location_start: tuple[np.ndarray, np.ndarray] | None = None
         self.minimum_rows: list[int] = []  # rows raising sell lines to the minimum order
         self.tax_budget_bound: float | None = None  # the budget row as settled so far
         # stage one's costs (the first instance's, ``load_model``) and the costs it holds
@@ -386,16 +390,24 @@ class _Run:
 
     def _location_stage(self, fixed: np.ndarray, pin: float) -> SolveResult:
         """The location stage's solve with every class exposure held at ``fixed``
-        (stage one's), loosened by ``pin`` dollars where it is held exactly."""
+        (stage one's), loosened by ``pin`` dollars where it is held exactly. Its
+        first solve starts from last night's location basis where there is one;
+        should that end anywhere but optimal, it starts again from stage one's."""
         over = np.tile([True, True, False, False], len(fixed) // 4)
         lo = np.where(over, fixed - self.exposure_slack, fixed - pin)
         up = np.where(over, fixed + pin, fixed + self.exposure_slack)
         lo = np.maximum(self.lp.lower[self.drift], lo)
         up = np.minimum(self.lp.upper[self.drift], up)
         self.solver.set_bounds(self.drift, lo, np.maximum(lo, up))
-        self.solver.objective(second=True)
+        start, self.location_start = self.location_start, None
         try:
+            warm = self.solver.objective(second=True, start=start)
             second = self._one()
+            if warm and second.status != SolveStatus.OPTIMAL:
+                self.solver.restart_second()
+                self.solver.objective(second=True)
+                second = self._one()
+            self._keep_basis(second, location=True)
         finally:
             self.solver.objective(second=False)
         self.solver.set_bounds(self.drift, self.lp.lower[self.drift], self.lp.upper[self.drift])
@@ -408,14 +420,20 @@ class _Run:
             self.solver.set_costs(changed, cost[changed])
             self.cost = cost.copy()
 
-    def _keep_basis(self, r: SolveResult) -> None:
-        """The first LP answer's basis (before location), saved for tomorrow: it is
-        where tomorrow's first stage starts."""
-        if (self.first_basis is None and r.status == SolveStatus.OPTIMAL and not r.mip
-                and r.row_activity is not None):
-            basic = self.solver.basic_variables()
-            if basic is not None:
-                self.first_basis = basis_statuses(self.lp, basic, r.x, r.row_activity)
+    def _keep_basis(self, r: SolveResult, location: bool = False) -> None:
+        """The first LP answer's basis of stage one (or of the location stage),
+        saved for tomorrow: it is where tomorrow's stage starts."""
+        if ((self.location_basis if location else self.first_basis) is not None
+                or r.status != SolveStatus.OPTIMAL or r.mip or r.row_activity is None):
+            return
+        basic = self.solver.basic_variables()
+        if basic is None:
+            return
+        statuses = basis_statuses(self.lp, basic, r.x, r.row_activity)
+        if location:
+            self.location_basis = statuses
+        else:
+            self.first_basis = statuses
 
     def _drift_stages(self, cost: np.ndarray) -> SolveResult:
         n = self.lp.n_col
@@ -1186,10 +1204,12 @@ def _solve_stages(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
     """Stages 3 to 7 of the module docstring on one loaded model."""
     load_model(solver, lp, s)
     warm_started = False
+    location_start = None
     if warm is not None:
-        col_status, row_status, matched = map_basis(hh, lp, warm)
-        warm_started = matched > 0 and solver.set_basis(col_status, row_status)
+        first, location_start, matched = map_bases(hh, lp, warm)
+        warm_started = matched > 0 and solver.set_basis(*first)
     run = _Run(solver, lp, s, d.target_value)
+    run.location_start = location_start if warm_started else None
     lower, upper = lp.lower.copy(), lp.upper.copy()
     n_wash = 0
     if s.wash_sale_method == "mip":
@@ -1209,7 +1229,7 @@ def _solve_stages(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
     first_seconds = run.seconds
     saved = None
     if run.first_basis is not None and s.objective != "lexicographic":
-        saved = save_basis(hh, lp, run.first_basis[0], run.first_basis[1])
+        saved = save_basis(hh, lp, run.first_basis, run.location_basis)
     res = clear_w1_pools(run, hh, d, s, lp, res, lower, upper)
     if s.wash_sale_method != "mip":
         res, n_wash = resolve_either_or(run, hh, d, lp, res, lower, upper)

@@ -6,7 +6,9 @@ variables are the same.
 
 The statuses come from HiGHS's list of basic variables and the answer
 (``basis_statuses``), which costs microseconds where reading HiGHS's whole basis
-back costs milliseconds on a household of thousands of lots. Only the basic
+back costs milliseconds on a household of thousands of lots. Two bases are
+saved, stage one's and the location stage's (each stage solves in its own HiGHS
+instance, ``hearth.model.highs``), on the same rows. Only the basic
 columns are saved (a household LP has a few rows, so a few), and every row: a lot
 sold whole tonight is gone tomorrow, so its bound status would name nothing. A mapped basis is made the right
 size (as many basic variables as rows) before HiGHS sees it; HiGHS repairs a
@@ -15,6 +17,7 @@ singular one by swapping in slacks.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,17 +29,30 @@ from hearth.model.lp import LinearProgram
 LOWER, BASIC, UPPER, ZERO = 0, 1, 2, 3
 
 SEP = "\x1f"
+_NONE = np.zeros(0, dtype=np.int8)
 
 
 @dataclass(frozen=True)
 class WarmStart:
-    """A basis by identity: the keys of the columns saved (those not at their
-    lower bound) with their status, and every row's key with its status."""
+    """A basis by identity: the keys of the columns saved (the basic ones) with
+    their status, and every row's key with its status; and, where the household
+    has a location stage, that stage's basis on the same rows (its own instance
+    starts from it, ``Solver.objective``)."""
 
     col_keys: tuple[str, ...]
     col_status: np.ndarray  # int8, one per col key
     row_keys: tuple[str, ...]
     row_status: np.ndarray  # int8, one per row key
+    location_col_keys: tuple[str, ...] = ()
+    location_col_status: np.ndarray = dataclasses.field(default_factory=lambda: _NONE)
+    location_row_status: np.ndarray = dataclasses.field(default_factory=lambda: _NONE)
+
+    def location(self) -> WarmStart | None:
+        """The location stage's basis as a warm start of its own, if one was saved."""
+        if not len(self.location_row_status):
+            return None
+        return WarmStart(self.location_col_keys, self.location_col_status, self.row_keys,
+                         self.location_row_status)
 
 
 def column_key(hh: Household, lp: LinearProgram, j: int) -> str:
@@ -102,16 +118,27 @@ def basis_statuses(lp: LinearProgram, basic: np.ndarray, x: np.ndarray,
     return col, row
 
 
-def save_basis(hh: Household, lp: LinearProgram, col_status: np.ndarray,
-               row_status: np.ndarray) -> WarmStart | None:
-    """The basic columns and every row of ``lp`` as a warm start for tomorrow."""
-    if len(col_status) < lp.n_col or len(row_status) < lp.n_row:
+def save_basis(hh: Household, lp: LinearProgram, first: tuple[np.ndarray, np.ndarray],
+               location: tuple[np.ndarray, np.ndarray] | None = None) -> WarmStart | None:
+    """Stage one's basis (``first``: column and row statuses) of ``lp`` as a warm
+    start for tomorrow, with the location stage's (``location``) where there is one:
+    the basic columns and every row of each."""
+    if len(first[0]) < lp.n_col or len(first[1]) < lp.n_row:
         return None
+    keys, status = _basic_columns(hh, lp, first[0])
+    warm = WarmStart(col_keys=keys, col_status=status, row_keys=tuple(row_keys(hh, lp)),
+                     row_status=first[1][: lp.n_row].astype(np.int8))
+    if location is None or len(location[0]) < lp.n_col or len(location[1]) < lp.n_row:
+        return warm
+    keys, status = _basic_columns(hh, lp, location[0])
+    return dataclasses.replace(warm, location_col_keys=keys, location_col_status=status,
+                               location_row_status=location[1][: lp.n_row].astype(np.int8))
+
+
+def _basic_columns(hh: Household, lp: LinearProgram, col_status: np.ndarray
+                   ) -> tuple[tuple[str, ...], np.ndarray]:
     cols = np.flatnonzero(col_status[: lp.n_col] == BASIC)
-    return WarmStart(col_keys=tuple(column_key(hh, lp, int(j)) for j in cols),
-                     col_status=col_status[cols].astype(np.int8),
-                     row_keys=tuple(row_keys(hh, lp)),
-                     row_status=row_status[: lp.n_row].astype(np.int8))
+    return tuple(column_key(hh, lp, int(j)) for j in cols), col_status[cols].astype(np.int8)
 
 
 class _Columns:
@@ -169,10 +196,27 @@ def map_basis(hh: Household, lp: LinearProgram, warm: WarmStart
     saved statuses that found their variable). Unknown columns start nonbasic at
     their lower bound, unknown rows basic; then the count of basic variables is
     made equal to the number of rows."""
+    return _map(lp, warm, _Columns(hh, lp), row_keys(hh, lp))
+
+
+def map_bases(hh: Household, lp: LinearProgram, warm: WarmStart
+              ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None,
+                         float]:
+    """``map_basis`` of stage one's basis and of the location stage's (None where
+    none was saved), looking tonight's variables up once: (stage one's statuses,
+    the location stage's, the share of stage one's that found their variable)."""
+    index, keys = _Columns(hh, lp), row_keys(hh, lp)
+    col, row, matched = _map(lp, warm, index, keys)
+    saved = warm.location()
+    location = None if saved is None else _map(lp, saved, index, keys)[:2]
+    return (col, row), location, matched
+
+
+def _map(lp: LinearProgram, warm: WarmStart, index: _Columns, keys: list[str]
+         ) -> tuple[np.ndarray, np.ndarray, float]:
     col = np.full(lp.n_col, LOWER, dtype=np.int8)
     col[~np.isfinite(lp.lower) & np.isfinite(lp.upper)] = UPPER
     col[~np.isfinite(lp.lower) & ~np.isfinite(lp.upper)] = ZERO
-    index = _Columns(hh, lp)
     found = 0
     for key, status in zip(warm.col_keys, warm.col_status.tolist()):
         j = index.find(key)
@@ -185,7 +229,6 @@ def map_basis(hh: Household, lp: LinearProgram, warm: WarmStart
             continue
         col[j] = status
     saved_rows = dict(zip(warm.row_keys, warm.row_status.tolist()))
-    keys = row_keys(hh, lp)
     row = np.full(lp.n_row, BASIC, dtype=np.int8)
     known = np.zeros(lp.n_row, dtype=bool)
     for i, key in enumerate(keys):

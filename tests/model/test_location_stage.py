@@ -7,6 +7,7 @@ different answer, $8.90 of objective worse). The household is H0015647 of the
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -19,6 +20,7 @@ from hearth.io.shards import prepare, read_shard
 from hearth.io.validate import validate
 from hearth.model.highs import Solver
 from hearth.model.solve import solve_household
+from hearth.model.warm import BASIC, UPPER
 
 BOOK = os.path.join(os.path.dirname(__file__), "data", "borderline_location")
 RUN_DATE = "2026-11-21"
@@ -49,3 +51,62 @@ def test_a_location_stage_infeasible_only_to_tolerance_still_relocates(household
     # the bond fund goes to the traditional IRA (A2), as location has it, not taxable A1
     assert buys == pytest.approx({("H0015647-A2", "AGG"): 5.639564}, abs=1e-6)
     assert out.benefit == pytest.approx(501.204985, abs=1e-5)
+
+
+class CountingSolver(Solver):
+    """Each solve's (objective instance, iterations): True for the location stage's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[tuple[bool, int]] = []
+
+    def solve(self):
+        r = super().solve()
+        self.log.append((self._h is self._second, r.iterations))
+        return r
+
+
+def test_the_location_stage_starts_from_its_own_saved_basis(household):
+    """Night two's location stage starts from night one's location basis, not from
+    stage one's: on the same household its first solve takes no iteration (19 from
+    stage one's basis), and the answer is the same."""
+    s = RunConfig().model_settings()
+    solver = CountingSolver()
+    cold = solve_household(household, s, solver)
+    assert [second for second, _ in solver.log[:2]] == [False, True]
+    cold_location = solver.log[1][1]
+    assert cold_location >= 10
+    assert cold.warm is not None and cold.warm.location() is not None
+
+    solver.log = []
+    warm = solve_household(household, s, solver, cold.warm)
+    assert warm.warm_started
+    assert solver.log[1] == (True, 0)
+    assert warm.benefit == pytest.approx(cold.benefit, rel=1e-9)
+    assert np.allclose(warm.proposal.buy_quantity, cold.proposal.buy_quantity, rtol=1e-9)
+    assert np.allclose(warm.proposal.sell, cold.proposal.sell, rtol=1e-9, atol=1e-9)
+
+    # stage one's saved basis alone: the location stage starts from stage one's answer
+    first_only = dataclasses.replace(cold.warm, location_col_keys=(),
+                                     location_col_status=np.zeros(0, dtype=np.int8),
+                                     location_row_status=np.zeros(0, dtype=np.int8))
+    assert first_only.location() is None
+    solver.log = []
+    again = solve_household(household, s, solver, first_only)
+    assert solver.log[0] == (False, 0) and solver.log[1][1] >= cold_location // 2
+    assert again.benefit == pytest.approx(cold.benefit, rel=1e-9)
+
+
+def test_a_location_basis_that_names_nothing_still_gives_the_cold_answer(household):
+    s = RunConfig().model_settings()
+    cold = solve_household(household, s, Solver())
+    assert cold.warm is not None
+    rows = len(cold.warm.row_keys)
+    stranger = dataclasses.replace(
+        cold.warm, location_col_keys=("s\x1fno-such-lot", "b\x1fno-account\x1fno-security"),
+        location_col_status=np.full(2, BASIC, dtype=np.int8),
+        location_row_status=np.full(rows, UPPER, dtype=np.int8))
+    warm = solve_household(household, s, Solver(), stranger)
+    assert warm.warm_started
+    assert warm.benefit == pytest.approx(cold.benefit, rel=1e-9)
+    assert np.allclose(warm.proposal.buy_quantity, cold.proposal.buy_quantity, rtol=1e-9)
