@@ -91,6 +91,15 @@ class SolveResult:
     retried: str | None = None  # the algorithm of a cold retry after an error or time limit
 
 
+def _pass(h: highspy.Highs, lp: LinearProgram, cost: np.ndarray, integrality: np.ndarray) -> None:
+    """``lp`` under ``cost`` into ``h``."""
+    status = h.passModel(lp.n_col, lp.n_row, len(lp.a_value), 1, 1, 0.0,
+                         cost, lp.lower, lp.upper, lp.row_lower, lp.row_upper,
+                         lp.a_start, lp.a_index, lp.a_value, integrality)
+    if status == highspy.HighsStatus.kError:
+        raise SolverError(f"HiGHS rejected a model of {lp.n_col} columns and {lp.n_row} rows")
+
+
 def _instance(*, time_limit: float, presolve: bool, mip_rel_gap: float,
               mip_abs_gap: float, mip_max_nodes: int) -> highspy.Highs:
     """A single-threaded HiGHS instance with hearth's options."""
@@ -131,6 +140,8 @@ class Solver:
         self._h = self._first = self._make()
         self._second: highspy.Highs | None = None  # made on the first two-objective model
         self._twin = False  # the model loaded has a second objective
+        # the model loaded, as the second instance holds it: (lp, costs, integrality)
+        self._second_model: tuple[LinearProgram, np.ndarray, np.ndarray] | None = None
         self._second_fresh = False  # ... whose instance has not solved since the load
         self._time_limit = float(time_limit)
         self._n_col = 0
@@ -163,57 +174,58 @@ class Solver:
         costs = [cost] if second_cost is None else [cost, second_cost]
         for h, c in zip(self._instances(), costs):
             h.clearSolver()  # nothing of the previous household may steer this one
-            status = h.passModel(
-                lp.n_col, lp.n_row, len(lp.a_value), 1, 1, 0.0,
-                c, lp.lower, lp.upper, lp.row_lower, lp.row_upper,
-                lp.a_start, lp.a_index, lp.a_value, integrality,
-            )
-            if status == highspy.HighsStatus.kError:
-                raise SolverError(f"HiGHS rejected a model of {lp.n_col} columns and "
-                                  f"{lp.n_row} rows")
+            _pass(h, lp, c, integrality)
+        self._second_model = None if second_cost is None else (lp, second_cost, integrality)
         self._n_col, self._n_row = lp.n_col, lp.n_row
         self._integer = bool(lp.integrality is not None and lp.integrality.any())
         self._int_cols = (list(np.flatnonzero(lp.integrality)) if lp.integrality is not None
                           else [])
 
-    def objective(self, second: bool,
-                  start: tuple[np.ndarray, np.ndarray] | None = None) -> bool:
+    def objective(self, second: bool) -> None:
         """Solve under the second objective from now on (``second``), or the first.
         The second instance's first solve after a load (or ``restart_second``)
-        starts from ``start`` (column and row statuses) where given and HiGHS
-        takes it, else from the first's basis (its last solve's); later ones from
-        its own. True where ``start`` was installed."""
+        starts from the first's basis (its last solve's) unless a basis was set on
+        it (``set_basis``); later ones from its own."""
         if not second:
             self._h = self._first
-            return False
+            return
         if not self._twin or self._second is None:
             raise SolverError("no second objective was loaded")
-        installed = False
         if self._second_fresh:
             self._second_fresh = False
-            installed = start is not None and self._install(self._second, *start)
-            if not installed:
-                basis = self._first.getBasis()
-                if basis.valid:
-                    self._second.setBasis(basis)
+            basis = self._first.getBasis()
+            if basis.valid:
+                self._second.setBasis(basis)
         self._h = self._second
-        return installed
 
     def restart_second(self) -> None:
         """The second instance's next solve starts from the first's basis again."""
         self._second_fresh = self._twin
 
-    def set_basis(self, col_status: np.ndarray, row_status: np.ndarray) -> bool:
-        """Install a saved basis; False (and a cold start) when HiGHS rejects it."""
-        return self._install(self._h, col_status, row_status)
-
-    def _install(self, h: highspy.Highs, col_status: np.ndarray, row_status: np.ndarray) -> bool:
+    def set_basis(self, col_status: np.ndarray, row_status: np.ndarray,
+                  second: bool = False) -> bool:
+        """Install a saved basis in the first instance, or (``second``) in the second;
+        False (and a cold start) when HiGHS rejects it. Right after ``load``, before
+        any other change to the model."""
+        model = self._second_model if self._twin else None
+        if second and model is None:
+            return False
         if len(col_status) != self._n_col or len(row_status) != self._n_row:
             return False
         basis = highspy.HighsBasis()
         basis.col_status = _BASIS_BY_INT[col_status].tolist()
         basis.row_status = _BASIS_BY_INT[row_status].tolist()
-        return bool(h.setBasis(basis) == highspy.HighsStatus.kOk)
+        if model is None or not second:
+            return bool(self._first.setBasis(basis) == highspy.HighsStatus.kOk)
+        # A new second instance: a basis set from outside on the reused one gave
+        # answers that depended on the household it had solved before (one that needed
+        # minimum-order binaries), clearSolver notwithstanding. A new instance costs
+        # about 0.1 ms, and only a household with a saved location basis pays it.
+        self._second = self._make()
+        _pass(self._second, *model)
+        ok = bool(self._second.setBasis(basis) == highspy.HighsStatus.kOk)
+        self._second_fresh = not ok
+        return ok
 
     def basic_variables(self) -> np.ndarray | None:
         """The basic variables of the last solve: a column's index, or -1 - i for

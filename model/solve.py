@@ -308,9 +308,9 @@ class _Run:
         self.exposure_slack = s.location_exposure_tolerance * max(value, 1.0)
         self.first_basis: tuple[np.ndarray, np.ndarray] | None = None  # saved for tomorrow
         self.location_basis: tuple[np.ndarray, np.ndarray] | None = None  # the same
-        # where the location stage's first solve starts (last night's, mapped): None
-        # for stage one's basis
-        self.location_start: tuple[np.ndarray, np.ndarray] | None = None
+        # the location stage's instance holds last night's location basis, mapped
+        # (``_solve_stages``), for its first solve
+        self.location_warm = False
         self.minimum_rows: list[int] = []  # rows raising sell lines to the minimum order
         self.tax_budget_bound: float | None = None  # the budget row as settled so far
         # stage one's costs (the first instance's, ``load_model``) and the costs it holds
@@ -399,9 +399,9 @@ class _Run:
         lo = np.maximum(self.lp.lower[self.drift], lo)
         up = np.minimum(self.lp.upper[self.drift], up)
         self.solver.set_bounds(self.drift, lo, np.maximum(lo, up))
-        start, self.location_start = self.location_start, None
+        warm, self.location_warm = self.location_warm, False
         try:
-            warm = self.solver.objective(second=True, start=start)
+            self.solver.objective(second=True)
             second = self._one()
             if warm and second.status != SolveStatus.OPTIMAL:
                 self.solver.restart_second()
@@ -1204,12 +1204,14 @@ def _solve_stages(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
     """Stages 3 to 7 of the module docstring on one loaded model."""
     load_model(solver, lp, s)
     warm_started = False
-    location_start = None
+    location_warm = False
     if warm is not None:
-        first, location_start, matched = map_bases(hh, lp, warm)
+        first, location, matched = map_bases(hh, lp, warm)
         warm_started = matched > 0 and solver.set_basis(*first)
+        location_warm = (warm_started and location is not None
+                         and solver.set_basis(*location, second=True))
     run = _Run(solver, lp, s, d.target_value)
-    run.location_start = location_start if warm_started else None
+    run.location_warm = location_warm
     lower, upper = lp.lower.copy(), lp.upper.copy()
     n_wash = 0
     if s.wash_sale_method == "mip":
