@@ -293,7 +293,8 @@ class _Run:
     (wash-sale, minimum-trade, budget handling) runs all stages, so the caps stay
     right when the feasible set changes."""
 
-    def __init__(self, solver: Solver, lp: LinearProgram, s: ModelSettings, value: float) -> None:
+    def __init__(self, solver: Solver, lp: LinearProgram, s: ModelSettings, value: float,
+                 location_warm: bool = False) -> None:
         self.solver = solver
         self.settings = s
         self.seconds = 0.0
@@ -310,7 +311,7 @@ class _Run:
         self.location_basis: tuple[np.ndarray, np.ndarray] | None = None  # the same
         # the location stage's instance holds last night's location basis, mapped
         # (``_solve_stages``), for its first solve
-        self.location_warm = False
+        self.location_warm = location_warm
         self.minimum_rows: list[int] = []  # rows raising sell lines to the minimum order
         self.tax_budget_bound: float | None = None  # the budget row as settled so far
         # stage one's costs (the first instance's, ``load_model``) and the costs it holds
@@ -1210,8 +1211,7 @@ def _solve_stages(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
         warm_started = matched > 0 and solver.set_basis(*first)
         location_warm = (warm_started and location is not None
                          and solver.set_basis(*location, second=True))
-    run = _Run(solver, lp, s, d.target_value)
-    run.location_warm = location_warm
+    run = _Run(solver, lp, s, d.target_value, location_warm)
     lower, upper = lp.lower.copy(), lp.upper.copy()
     n_wash = 0
     if s.wash_sale_method == "mip":

@@ -36,8 +36,8 @@ _NONE = np.zeros(0, dtype=np.int8)
 class WarmStart:
     """A basis by identity: the keys of the columns saved (the basic ones) with
     their status, and every row's key with its status; and, where the household
-    has a location stage, that stage's basis on the same rows (its own instance
-    starts from it, ``Solver.objective``)."""
+    has a location stage, that stage's basis on the same rows (set on that stage's
+    own instance, ``Solver.set_basis``)."""
 
     col_keys: tuple[str, ...]
     col_status: np.ndarray  # int8, one per col key

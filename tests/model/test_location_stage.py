@@ -28,19 +28,23 @@ BOOK = os.path.join(os.path.dirname(__file__), "data", "borderline_location")
 RUN_DATE = "2026-11-21"
 
 
-@pytest.fixture(scope="module")
-def household(tmp_path_factory):
+def only_household(book: str, run_date: str, prep: str):
+    """The one household of a book kept whole under ``data/``, read as a night reads it."""
     config = RunConfig()
-    con = open_book(BOOK)
-    validate(con, RUN_DATE)
-    prep = str(tmp_path_factory.mktemp("prep"))
+    con = open_book(book)
+    validate(con, run_date)
     plan = prepare(con, prep, config.shard_size)
     con.close()
     data = read_shard(prep, plan.shards[0])
-    (item,) = list(households(data, np.datetime64(RUN_DATE, "D"),
+    (item,) = list(households(data, np.datetime64(run_date, "D"),
                               reference(data.tables, config.default_cost_bps)))
     assert item.household is not None
     return item.household
+
+
+@pytest.fixture(scope="module")
+def household(tmp_path_factory):
+    return only_household(BOOK, RUN_DATE, str(tmp_path_factory.mktemp("prep")))
 
 
 def test_a_location_stage_infeasible_only_to_tolerance_still_relocates(household):
@@ -114,19 +118,6 @@ def test_a_location_basis_that_names_nothing_still_gives_the_cold_answer(househo
     assert np.allclose(warm.proposal.buy_quantity, cold.proposal.buy_quantity, rtol=1e-9)
 
 
-def _only_household(book: str, run_date: str, tmp) -> object:
-    config = RunConfig()
-    con = open_book(book)
-    validate(con, run_date)
-    plan = prepare(con, str(tmp), config.shard_size)
-    con.close()
-    data = read_shard(str(tmp), plan.shards[0])
-    (item,) = list(households(data, np.datetime64(run_date, "D"),
-                              reference(data.tables, config.default_cost_bps)))
-    assert item.household is not None
-    return item.household
-
-
 def test_a_warm_location_stage_does_not_depend_on_the_households_solved_before(tmp_path):
     """H0014550 of the 20,000-household book's third night (``bench/warmstart.py
     --nights 3``), with the bases it saved the night before: started warm on a solver
@@ -135,8 +126,8 @@ def test_a_warm_location_stage_does_not_depend_on_the_households_solved_before(t
     reused for the location stage kept something of its last MIP). Its answer and
     iterations must not depend on what the solver did before."""
     data = os.path.join(os.path.dirname(__file__), "data")
-    hh = _only_household(os.path.join(data, "warm_location"), "2026-11-22", tmp_path / "a")
-    mip = _only_household(os.path.join(data, "min_order_mip"), "2026-11-22", tmp_path / "b")
+    hh = only_household(os.path.join(data, "warm_location"), "2026-11-22", str(tmp_path / "a"))
+    mip = only_household(os.path.join(data, "min_order_mip"), "2026-11-22", str(tmp_path / "b"))
     warm = read_warm(duckdb.connect(), os.path.join(data, "warm_location_state"), ["H0014550"])
     basis = warm["H0014550"]
     assert basis.location() is not None
