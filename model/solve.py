@@ -379,21 +379,24 @@ class _Run:
         # class (cash included) may grow past where stage one put it, and each may
         # shrink only by a sliver of value, which is how a relocation pays its
         # trading costs (they are all that leaves the household's exposures).
-        second = self._location_stage(first.x[self.drift], 0.0)
+        second = self._location_stage(first.x, 0.0)
         if second.status == SolveStatus.INFEASIBLE:
             # stage one's answer is feasible only to the solver's tolerances, and bounds
             # set exactly on it can leave an LP that one start solves and another calls
             # infeasible: once more with those bounds a tenth of a cent looser
-            second = self._location_stage(first.x[self.drift], PIN_TOLERANCE)
+            second = self._location_stage(first.x, PIN_TOLERANCE)
         if second.status != SolveStatus.OPTIMAL:
             return first
         return second
 
-    def _location_stage(self, fixed: np.ndarray, pin: float) -> SolveResult:
-        """The location stage's solve with every class exposure held at ``fixed``
-        (stage one's), loosened by ``pin`` dollars where it is held exactly. Its
-        first solve starts from last night's location basis where there is one;
-        should that end anywhere but optimal, it starts again from stage one's."""
+    def _location_stage(self, first: np.ndarray, pin: float) -> SolveResult:
+        """The location stage's solve with every class exposure held where stage
+        one's answer ``first`` puts it, loosened by ``pin`` dollars where it is held
+        exactly. Its first solve starts from last night's location basis where there
+        is one; should that end anywhere but optimal, it starts again from stage
+        one's. A MIP (minimum-order binaries) starts with stage one's answer as its
+        incumbent, which it is, so HiGHS need not search for one."""
+        fixed = first[self.drift]
         over = np.tile([True, True, False, False], len(fixed) // 4)
         lo = np.where(over, fixed - self.exposure_slack, fixed - pin)
         up = np.where(over, fixed + pin, fixed + self.exposure_slack)
@@ -403,10 +406,12 @@ class _Run:
         warm, self.location_warm = self.location_warm, False
         try:
             self.solver.objective(second=True)
+            self.solver.start_from(first)
             second = self._one()
             if warm and second.status != SolveStatus.OPTIMAL:
                 self.solver.restart_second()
                 self.solver.objective(second=True)
+                self.solver.start_from(first)
                 second = self._one()
             self._keep_basis(second, location=True)
         finally:
@@ -457,6 +462,11 @@ class _Run:
         return self._one()  # hot start from stage one's basis
 
 
+def whole_lot_tolerance(s: ModelSettings) -> float:
+    """Shares: a lot sold within this of whole is sold whole (``broker_quantities``)."""
+    return 1e-6 if s.whole_shares else s.share_increment
+
+
 def _round_down(x: np.ndarray, step: float) -> np.ndarray:
     return np.floor(x / step + 1e-6) * step
 
@@ -469,7 +479,7 @@ def broker_quantities(hh: Household, sell: np.ndarray, buy: np.ndarray, buy_secu
     shares both are exact integers (or the whole lot)."""
     q = hh.quantity
     step = 1.0 if s.whole_shares else s.share_increment
-    whole_lot = (sell > 0) & (q - sell <= step * (1e-6 if s.whole_shares else 1.0) + QTY_RTOL * q)
+    whole_lot = (sell > 0) & (q - sell <= whole_lot_tolerance(s) + QTY_RTOL * q)
     if s.whole_shares:
         rounded = np.round(sell)
         whole_lot |= (sell > 0) & (np.abs(sell - q) <= 1e-6)
@@ -776,10 +786,12 @@ def _add_wash_binaries(run: _Run, hh: Household, d: Derived, lp: LinearProgram,
     return len(groups)
 
 
-def min_trade_violations(hh: Household, lp: LinearProgram, x: np.ndarray,
-                         min_value: float) -> tuple[list[np.ndarray], list[int]]:
+def min_trade_violations(hh: Household, lp: LinearProgram, x: np.ndarray, s: ModelSettings
+                         ) -> tuple[list[np.ndarray], list[int]]:
     """Sell lines (columns per account x security) and buy columns below the minimum
-    that do not close the position."""
+    that do not close the position. A line within one share increment of the whole
+    position closes it: ``broker_quantities`` sells each of its lots whole."""
+    min_value = s.min_trade_value
     lay = lp.layout
     lots = lay.sell_lot
     n_pos = hh.n_accounts * hh.n_securities
@@ -789,7 +801,7 @@ def min_trade_violations(hh: Household, lp: LinearProgram, x: np.ndarray,
     position = np.bincount(hh.lot_account * hh.n_securities + hh.lot_security,
                            weights=hh.quantity, minlength=n_pos)
     value = sold * np.tile(hh.price, hh.n_accounts)
-    closes = np.abs(sold - position) <= QTY_RTOL * np.maximum(position, 1.0)
+    closes = np.abs(sold - position) <= whole_lot_tolerance(s) + QTY_RTOL * position
     bad = (value > DUST) & (value < min_value) & ~closes
     bad_sells = [np.flatnonzero(key == k) for k in np.flatnonzero(bad)]
     buy = x[lay.buy0: lay.cash0]
@@ -947,7 +959,7 @@ def enforce_min_trade(run: _Run, hh: Household, d: Derived, s: ModelSettings,
     for round_ in range(MIN_TRADE_ROUNDS):
         if res.status != SolveStatus.OPTIMAL:
             break
-        sells, buys = min_trade_violations(hh, lp, res.x, s.min_trade_value)
+        sells, buys = min_trade_violations(hh, lp, res.x, s)
         if not sells and not buys:
             settled = True
             break
@@ -982,7 +994,7 @@ def repair_small_lines(run: _Run, hh: Household, d: Derived, s: ModelSettings,
     for round_ in range(MIN_TRADE_REPAIR_ROUNDS):
         if res.status != SolveStatus.OPTIMAL:
             return res, n_conflicts, False
-        sells, buys = min_trade_violations(hh, lp, res.x, s.min_trade_value)
+        sells, buys = min_trade_violations(hh, lp, res.x, s)
         if not sells and not buys:
             return res, n_conflicts, True
         cols = np.concatenate([np.concatenate(sells) if sells else np.zeros(0, dtype=np.int64),
@@ -1020,7 +1032,7 @@ def repair_small_lines(run: _Run, hh: Household, d: Derived, s: ModelSettings,
         res = raised
     if res.status != SolveStatus.OPTIMAL:
         return res, n_conflicts, False
-    sells, buys = min_trade_violations(hh, lp, res.x, s.min_trade_value)
+    sells, buys = min_trade_violations(hh, lp, res.x, s)
     return res, n_conflicts, not sells and not buys
 
 
@@ -1246,7 +1258,7 @@ def _solve_stages(hh: Household, d: Derived, s: ModelSettings, solver: Solver,
     n_wash += more
     for _ in range(MIN_TRADE_SETTLE_ROUNDS):
         if not (s.min_trade_value > 0 and res.status == SolveStatus.OPTIMAL
-                and any(min_trade_violations(hh, lp, res.x, s.min_trade_value))):
+                and any(min_trade_violations(hh, lp, res.x, s))):
             break
         # the budget or either/or re-solves put a line below the minimum again; its
         # repair may move the tax by cents, so the budget is settled once more
@@ -1349,7 +1361,7 @@ def round_whole_shares(hh: Household, d: Derived, s: ModelSettings, lp: LinearPr
     if res is None or res.status != SolveStatus.OPTIMAL:
         return None
     if s.min_trade_value > 0:
-        bad_sells, bad_buys = min_trade_violations(hh, lp, res.x, s.min_trade_value)
+        bad_sells, bad_buys = min_trade_violations(hh, lp, res.x, s)
         if bad_sells or bad_buys:
             return None
     if len(wash_conflicts(hh, d, lp, res.x)) or round_trips(hh, lp, res.x):
