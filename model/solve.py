@@ -57,7 +57,9 @@ DUST = 0.005  # dollars: solver noise below half a cent is not a trade
 # Loop limits, each with its reason:
 MAX_EITHER_OR_ROUNDS = 24  # one conflict is settled per round; households have few groups
 MIN_TRADE_ROUNDS = 6  # binaries added per round for the lines still below the minimum ...
-MIN_TRADE_TARGETED_ROUNDS = 2  # ... and after two targeted rounds, for every line at once
+MIN_TRADE_TARGETED_ROUNDS = 1  # ... and after one targeted round, for every line at once: a
+# second targeted round settled 1 of 44 households that reached it (the 20,000-household
+# book's third night) and cost each of the others a MIP
 MIN_TRADE_REPAIR_ROUNDS = 8  # LP rounds before binaries: each costs two cheap re-solves
 TAX_BUDGET_ROUNDS = 3  # tightening the budget row converges in one or two
 MIN_TRADE_SETTLE_ROUNDS = 2  # a minimum-order repair after the budget, then the budget again
