@@ -110,8 +110,9 @@ def _instance(*, time_limit: float, presolve: bool, mip_rel_gap: float,
     h.setOptionValue("presolve", "on" if presolve else "off")
     # The objective is in dollars: a MIP is solved when it is within a dollar of the
     # best bound; proving more only burns the nightly window. No relative gap: a
-    # household's objective can run to millions of dollars it cannot avoid (a goal
-    # out of reach), and 0.01% of $19 million let a MIP stop $1,911 from its bound.
+    # household's objective can run to millions of dollars it cannot avoid tonight
+    # (penalties on a concentrated position, drift), and 0.01% of $19 million let a
+    # MIP stop $1,911 from its bound.
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
     h.setOptionValue("mip_abs_gap", float(mip_abs_gap))
     # A node limit (not a clock) bounds hard MIPs, so the answer is the same on

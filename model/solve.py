@@ -396,8 +396,8 @@ class _Run:
         one's answer ``first`` puts it, loosened by ``pin`` dollars where it is held
         exactly. Its first solve starts from last night's location basis where there
         is one; should that end anywhere but optimal, it starts again from stage
-        one's. A MIP (minimum-order binaries) starts with stage one's answer as its
-        incumbent, which it is, so HiGHS need not search for one."""
+        one's. A MIP (minimum-order binaries) takes stage one's answer, which lies in
+        it, as its first incumbent, so HiGHS need not search for one."""
         fixed = first[self.drift]
         over = np.tile([True, True, False, False], len(fixed) // 4)
         lo = np.where(over, fixed - self.exposure_slack, fixed - pin)

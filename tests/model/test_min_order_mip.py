@@ -2,10 +2,10 @@
 book's third night (``bench/warmstart.py --nights 3``, run date 2026-11-22), each
 kept whole under ``data/``:
 
-- H0019560 (``closed_within_tolerance``): its MIP closed a position of a few cents
-  to within a billionth of a share, which the solve called a small order; the
-  household fell back to a rounded answer, $42.66 of benefit worse than doing
-  nothing, where the MIP's answer was worth $7,747.63;
+- H0019560 (``closed_within_tolerance``): its MIP sold a position worth less than
+  the minimum order (0.8088 shares) all but 3e-9 of a share, which the solve called a
+  small order, not a close; the household fell back to a rounded answer, $42.66 of
+  benefit worse than doing nothing, where the MIP's answer was worth $7,747.63;
 - H0008828 (``pinned_location_mip``): the location stage's MIP, its exposures
   pinned at stage one's answer, took 5 s to be called infeasible, although stage
   one's answer lies in it; it now starts from that answer.
@@ -94,8 +94,9 @@ def test_a_sale_within_one_share_increment_of_the_whole_position_closes_it(close
 
 
 def test_minimum_order_mips_are_solved_to_a_dollar_of_their_bound(closed):
-    """Its objective runs to $2.2 million (a goal it cannot meet): 0.01% of that
-    let a MIP stop $31 from its bound. Every MIP now ends within a dollar, and the
+    """Its objective runs to $2.2 million (a concentrated position above what may be
+    wound down tonight, at WIND_DOWN_PENALTY a dollar): 0.01% of that let a MIP stop
+    $31 from its bound. Every MIP now ends within a dollar, and the
     household trades the MIP's answer, not the rounded fallback."""
     hh = closed
     s = RunConfig().model_settings()
