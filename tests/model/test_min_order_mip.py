@@ -122,3 +122,22 @@ def test_the_location_stages_mip_starts_from_stage_ones_answer(pinned):
     assert location and all(status == SolveStatus.OPTIMAL for status in location)
     assert max(gap for _, _, gap in solver.log) <= 1.0 + 1e-6
     assert checked(pinned, out) == []
+
+
+def test_minimum_orders_that_need_binaries_get_them_on_every_line_in_one_mip(pinned):
+    """H0008828's LP repair leaves small lines. Binaries for those 82 lines alone (a
+    MIP pair of 0.8 s and 0.3 s) left others small, and every one of its 273 lines
+    then needed binaries anyway: they now go on every line at once, so stage one
+    solves one MIP, then the same MIP with its binaries fixed (the exact answer)."""
+    s = RunConfig().model_settings()
+    solver = MipLog()
+    out = solve_household(pinned, s, solver)
+    lp = build(pinned, s, derive(pinned, s))
+    lay = lp.layout
+    key = pinned.lot_account[lay.sell_lot] * pinned.n_securities + pinned.lot_security[lay.sell_lot]
+    lines = len(np.unique(key[lp.upper[: lay.n_sell] > 0])) + int(
+        (lp.upper[lay.buy0: lay.cash0] > 0).sum())
+    assert out.status == "traded" and not out.min_trade_fallback
+    assert out.min_trade_binaries == lines
+    assert sum(1 for second, _, _ in solver.log if not second) == 2
+    assert checked(pinned, out) == []
