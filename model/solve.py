@@ -954,19 +954,18 @@ def enforce_min_trade(run: _Run, hh: Household, d: Derived, s: ModelSettings,
     cols = np.arange(lp.n_col)
     run.solver.set_bounds(cols, lower[cols], upper[cols])
     relax_minimum_rows(run)
-    before = res
     sells, buys = all_trade_lines(hh, lp, upper)
     n_binaries = _add_min_trade_binaries(run, hh, lp, upper, lower, sells, buys,
                                          s.min_trade_value)
-    res = run.solve()
+    mip = run.solve()
     if s.wash_sale_method != "mip":
-        res, more = resolve_either_or(run, hh, d, lp, res, lower, upper)
+        mip, more = resolve_either_or(run, hh, d, lp, mip, lower, upper)
         n_conflicts += more
-    if res.status == SolveStatus.OPTIMAL:
-        small_sells, small_buys = min_trade_violations(hh, lp, res.x, s)
+    if mip.status == SolveStatus.OPTIMAL:
+        small_sells, small_buys = min_trade_violations(hh, lp, mip.x, s)
         if not small_sells and not small_buys:
-            return res, n_binaries, n_conflicts, False
-    return min_trade_fallback(run, hh, d, s, lp, before, lower, upper, n_binaries, n_conflicts)
+            return mip, n_binaries, n_conflicts, False
+    return min_trade_fallback(run, hh, d, s, lp, res, lower, upper, n_binaries, n_conflicts)
 
 
 def repair_small_lines(run: _Run, hh: Household, d: Derived, s: ModelSettings,

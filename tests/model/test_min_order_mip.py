@@ -22,7 +22,7 @@ from hearth.batch.config import RunConfig
 from hearth.model.build import build, derive
 from hearth.model.checker import check_proposal
 from hearth.model.highs import Solver
-from hearth.model.solve import SolveStatus, min_trade_violations, solve_household
+from hearth.model.solve import SolveStatus, all_trade_lines, min_trade_violations, solve_household
 
 from .test_location_stage import only_household
 
@@ -133,10 +133,8 @@ def test_minimum_orders_that_need_binaries_get_them_on_every_line_in_one_mip(pin
     solver = MipLog()
     out = solve_household(pinned, s, solver)
     lp = build(pinned, s, derive(pinned, s))
-    lay = lp.layout
-    key = pinned.lot_account[lay.sell_lot] * pinned.n_securities + pinned.lot_security[lay.sell_lot]
-    lines = len(np.unique(key[lp.upper[: lay.n_sell] > 0])) + int(
-        (lp.upper[lay.buy0: lay.cash0] > 0).sum())
+    sells, buys = all_trade_lines(pinned, lp, lp.upper)
+    lines = len(sells) + len(buys)
     assert out.status == "traded" and not out.min_trade_fallback
     assert out.min_trade_binaries == lines
     assert sum(1 for second, _, _ in solver.log if not second) == 2
